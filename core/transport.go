@@ -1,0 +1,133 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// PullRequest asks for one page of one kind's change feed, ordered by
+// (UpdatedAt, ID). A walk starts after After (the zero Cursor is the start of
+// the feed) and continues with the PageToken of the previous page.
+type PullRequest struct {
+	Kind      string
+	After     Cursor
+	PageToken string // opaque; set only within one walk
+	Limit     int    // 0 means the transport's default
+}
+
+// Page is one page of a kind's feed. Deleted records are included as
+// tombstones. NextPageToken is empty when no rows remain; Remaining counts the
+// rows after this page when the authority knows it, and is -1 otherwise.
+type Page struct {
+	Records       []Record
+	NextPageToken string
+	Remaining     int64
+}
+
+// PushStatus is the authority's answer to one op.
+type PushStatus uint8
+
+// The push statuses.
+const (
+	StatusApplied  PushStatus = iota + 1 // Record is the stored record with its new UpdatedAt
+	StatusConflict                       // Record is the current record (base differs, or a create over an existing row)
+	StatusNotFound                       // no such record, or outside the caller's scope
+	StatusRejected                       // refused; Permanent says whether a retry could ever help
+	StatusSkipped                        // an earlier op for the same record in the batch was not applied
+	StatusRetry                          // not processed; try later without burning an attempt
+)
+
+var statusNames = [...]string{"", "applied", "conflict", "not_found", "rejected", "skipped", "retry"}
+
+func (s PushStatus) String() string {
+	if int(s) < len(statusNames) && s > 0 {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// PushResult answers one op of a Push, in the order of the ops.
+type PushResult struct {
+	OpID       string
+	Status     PushStatus
+	Record     *Record // Applied: the stored record; Conflict: the current one
+	Reason     string  // Rejected, Retry: why
+	Permanent  bool    // Rejected: never retry automatically
+	RetryAfter time.Duration
+}
+
+// Transport is the remote authority as seen from a replica. Every wire driver
+// implements it on the client side; server.Service implements it in-process.
+//
+// Pull returns one page; it fails with ErrResetRequired when the authority can
+// no longer serve the cursor, with ErrBadCursor for a token it cannot read,
+// and with an error wrapping ErrUnavailable when the caller should retry
+// later. Push returns exactly one result per op, in order; an error from Push
+// itself means no op is known to be processed (the engine re-sends them with
+// the same OpIDs, which the authority answers idempotently).
+type Transport interface {
+	Pull(ctx context.Context, req PullRequest) (Page, error)
+	Push(ctx context.Context, ops []Op) ([]PushResult, error)
+}
+
+// Notice says "Kind has changes up to (UpdatedAt, ID)". Gap marks a notice
+// sent after the stream was interrupted: notices may have been missed, and
+// the replica should pull every subscribed kind.
+type Notice struct {
+	Kind      string
+	UpdatedAt time.Time
+	ID        string
+	Gap       bool
+}
+
+// Subscriber is a Transport that can stream change notices. The channel is
+// closed when ctx is done or the stream fails for good; a transport that
+// reconnects sends a Notice with Gap set after each reconnect. The
+// subscription is in force when Subscribe returns, so a pull made after it
+// misses nothing.
+type Subscriber interface {
+	Subscribe(ctx context.Context, kinds []string) (<-chan Notice, error)
+}
+
+// Getter is a Transport that can fetch one record, tombstones included.
+// A missing or out-of-scope record is ErrNotFound.
+type Getter interface {
+	Get(ctx context.Context, kind, id string) (Record, error)
+}
+
+// BatchLimits describes how many ops one Push may carry.
+type BatchLimits struct {
+	MaxOps int
+}
+
+// Batcher is a Transport that advertises its batch limits.
+type Batcher interface {
+	BatchLimits(ctx context.Context) (BatchLimits, error)
+}
+
+// Principal is an authenticated caller of the authority.
+type Principal struct {
+	ID    string
+	Attrs map[string]string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying p; the server half of a transport
+// puts the authenticated principal here before calling the authority.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal in ctx and whether there was one.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Authenticator is implemented by an authority that turns a bearer token
+// into a principal. A transport's server half calls it for every request;
+// a refused token is ErrUnauthorized.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
