@@ -1,0 +1,374 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// push sends the outbox of kinds in outbox order, one op per record at a
+// time (invariant 5), in batches. Each op is pushed at most once per call,
+// plus at most one resolution push (invariant 8).
+func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
+	pushed := map[string]bool{}
+	size := e.batchSize(ctx)
+	for {
+		heads, err := e.heads(ctx, kinds, pushed)
+		if err != nil {
+			return e.fail("", fmt.Errorf("offsync: read outbox: %w", err), false, st)
+		}
+		if len(heads) == 0 {
+			return nil
+		}
+		for start := 0; start < len(heads); start += size {
+			batch := heads[start:min(start+size, len(heads))]
+			paused, err := e.pushBatch(ctx, batch, pushed, st)
+			if err != nil || paused {
+				return err
+			}
+		}
+	}
+}
+
+func (e *Engine) batchSize(ctx context.Context) int {
+	size := e.opts.BatchSize
+	if b, ok := e.tr.(Batcher); ok {
+		if lim, err := b.BatchLimits(ctx); err == nil && lim.MaxOps > 0 && lim.MaxOps < size {
+			size = lim.MaxOps
+		}
+	}
+	return size
+}
+
+// heads returns, in outbox order, the first op of every record of kinds when
+// it may be pushed now and was not pushed in this call.
+func (e *Engine) heads(ctx context.Context, kinds []string, pushed map[string]bool) ([]Op, error) {
+	var ops []Op
+	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		ops, err = tx.Ops(ctx, OpFilter{Kinds: kinds})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	type rk struct{ kind, id string }
+	seen := make(map[rk]bool, len(ops))
+	heads := ops[:0]
+	for _, op := range ops {
+		k := rk{op.Kind, op.ID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if (op.State == StatePending || op.State == StateInFlight) && !op.NextAttemptAt.After(now) && !pushed[op.OpID] {
+			heads = append(heads, op)
+		}
+	}
+	return heads, nil
+}
+
+// pushBatch marks ops in flight, pushes them and applies the answers. paused
+// reports that the authority cannot be reached or refused the caller, so
+// pushing stops until a later call.
+func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bool, st *Stats) (paused bool, err error) {
+	var send []Op
+	var evs []Event
+	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		send, evs = send[:0], evs[:0]
+		for _, op := range batch {
+			fresh, err := tx.GetOp(ctx, op.OpID)
+			if errors.Is(err, ErrNotFound) {
+				continue // coalesced into a new op since it was read
+			} else if err != nil {
+				return err
+			}
+			if fresh.State != StatePending && fresh.State != StateInFlight {
+				continue
+			}
+			changed := fresh.State != StateInFlight
+			fresh.State = StateInFlight
+			if t := e.tables[fresh.Kind]; fresh.Type == OpUpsert && fresh.SchemaVersion < t.SchemaVersion() {
+				p, err := t.Upgrade(ctx, fresh.SchemaVersion, fresh.Payload)
+				if err == nil {
+					err = CheckData(p)
+				}
+				if err != nil {
+					ev, err := e.opFailed(ctx, tx, fresh, fmt.Errorf("upgrade payload from schema %d: %w", fresh.SchemaVersion, err), true)
+					if err != nil {
+						return err
+					}
+					evs = append(evs, ev)
+					continue
+				}
+				fresh.Payload, fresh.SchemaVersion, changed = p, t.SchemaVersion(), true
+			}
+			if changed {
+				if err := tx.UpdateOp(ctx, fresh.OpID, fresh); err != nil {
+					return err
+				}
+			}
+			send = append(send, fresh)
+		}
+		return nil
+	})
+	if err != nil {
+		return true, e.fail("", fmt.Errorf("offsync: mark ops in flight: %w", err), false, st)
+	}
+	e.emitAll(evs)
+	if len(send) == 0 {
+		return false, nil
+	}
+	for _, op := range send {
+		pushed[op.OpID] = true
+	}
+	return e.send(ctx, send, false, st)
+}
+
+// send pushes ops and applies the answers. resolution marks the push of
+// conflict resolutions, whose conflicts wait for the next call.
+func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats) (paused bool, err error) {
+	results, err := e.tr.Push(ctx, ops)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, e.fail("", ctx.Err(), true, st)
+		}
+		if Retryable(err) {
+			// Not the ops' fault: they stay in flight and are re-sent with the
+			// same OpIDs later, without burning an attempt (invariant 9).
+			return true, e.fail("", fmt.Errorf("offsync: push: %w", err), true, st)
+		}
+		results = make([]PushResult, len(ops))
+		for i, op := range ops {
+			results[i] = PushResult{OpID: op.OpID, Status: StatusRejected, Reason: err.Error()}
+		}
+		e.fail("", fmt.Errorf("offsync: push: %w", err), true, st)
+	}
+	e.checkpoint("after_answer")
+	results = matchResults(ops, results)
+
+	var conflicts []pendingConflict
+	var evs []Event
+	batchEv := BatchPushed{At: e.at(), Ops: len(ops), Resolution: resolution}
+	pushedBefore := st.Pushed
+	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		conflicts, evs, paused = conflicts[:0], evs[:0], false
+		st.Pushed = pushedBefore
+		batchEv.Conflicts, batchEv.Failed = 0, 0
+		for i, op := range ops {
+			res := results[i]
+			switch res.Status {
+			case StatusApplied:
+				if res.Record == nil {
+					return fmt.Errorf("%w: applied answer for op %s carries no record", ErrInvalid, op.OpID)
+				}
+				rec := *res.Record
+				rec.Kind, rec.ID = op.Kind, op.ID
+				if err := e.settle(ctx, tx, op, &rec); err != nil {
+					return err
+				}
+				st.Pushed++
+				evs = append(evs, OpApplied{At: e.at(), Op: op, Record: rec})
+			case StatusNotFound:
+				switch {
+				case op.Type == OpDelete:
+					// Nothing to delete there: the delete is done.
+					if err := e.settle(ctx, tx, op, nil); err != nil {
+						return err
+					}
+					st.Pushed++
+					evs = append(evs, OpApplied{At: e.at(), Op: op})
+				case !op.BaseUpdatedAt.IsZero() && !resolution:
+					batchEv.Conflicts++
+					conflicts = append(conflicts, pendingConflict{op: op})
+				default:
+					batchEv.Failed++
+					ev, err := e.opFailed(ctx, tx, op, fmt.Errorf("%w: the authority answered not found", ErrNotFound), true)
+					if err != nil {
+						return err
+					}
+					evs = append(evs, ev)
+				}
+			case StatusConflict:
+				batchEv.Conflicts++
+				if res.Record == nil {
+					return fmt.Errorf("%w: conflict answer for op %s carries no current record", ErrInvalid, op.OpID)
+				}
+				cur := *res.Record
+				cur.Kind, cur.ID = op.Kind, op.ID
+				if resolution {
+					// A third writer landed between the conflict and the
+					// resolution: the op waits for the next call, where it
+					// conflicts again and is merged with that write.
+					op.State = StatePending
+					op.LastError = "conflict on the resolution push"
+					if err := tx.UpdateOp(ctx, op.OpID, op); err != nil {
+						return err
+					}
+					continue
+				}
+				conflicts = append(conflicts, pendingConflict{op: op, server: &cur})
+			case StatusRejected:
+				batchEv.Failed++
+				ev, err := e.opFailed(ctx, tx, op, fmt.Errorf("%w: %s", ErrRejected, res.Reason), res.Permanent)
+				if err != nil {
+					return err
+				}
+				evs = append(evs, ev)
+			default: // Skipped, Retry, or an unknown status: not processed
+				if res.Status == StatusRetry {
+					paused = true
+				}
+				if res.RetryAfter > 0 {
+					op.NextAttemptAt = e.now().Add(res.RetryAfter)
+					op.LastError = res.Reason
+					if err := tx.UpdateOp(ctx, op.OpID, op); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return true, e.fail("", fmt.Errorf("offsync: apply push answers: %w", err), false, st)
+	}
+	batchEv.Applied = st.Pushed - pushedBefore
+	e.emit(batchEv)
+	e.emitAll(evs)
+	for _, ev := range evs {
+		if f, ok := ev.(OpFailed); ok && (f.Dead || !errors.Is(f.Err, ErrNotFound)) {
+			st.Errors++
+		}
+	}
+	if paused {
+		e.fail("", fmt.Errorf("%w: the authority asked to retry later", ErrUnavailable), true, st)
+	}
+	if len(conflicts) > 0 {
+		if err := e.resolve(ctx, conflicts, st); err != nil {
+			return true, err
+		}
+	}
+	return paused, nil
+}
+
+// matchResults lines results up with ops: by OpID when the transport set
+// them, else by position. A missing answer means "not processed".
+func matchResults(ops []Op, results []PushResult) []PushResult {
+	out := make([]PushResult, len(ops))
+	byID := make(map[string]PushResult, len(results))
+	for _, r := range results {
+		if r.OpID != "" {
+			byID[r.OpID] = r
+		}
+	}
+	for i, op := range ops {
+		if r, ok := byID[op.OpID]; ok {
+			out[i] = r
+		} else if i < len(results) && results[i].OpID == "" {
+			out[i] = results[i]
+		} else {
+			out[i] = PushResult{OpID: op.OpID, Status: StatusRetry, Reason: "the transport returned no answer for this op"}
+		}
+	}
+	return out
+}
+
+// settle ends op for good. rec is the authority's version of the record (nil
+// when it does not exist there). When no other op of the record remains, the
+// local row becomes rec (invariant 3); otherwise the next op is rebased onto
+// rec and only the row's version moves (invariant 5).
+func (e *Engine) settle(ctx context.Context, tx Tx, op Op, rec *Record) error {
+	if err := tx.DeleteOp(ctx, op.OpID); err != nil {
+		return err
+	}
+	if err := tx.DeleteConflict(ctx, op.OpID); err != nil {
+		return err
+	}
+	return e.settleRow(ctx, tx, op.Kind, op.ID, rec)
+}
+
+func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Record) error {
+	rest, err := tx.Ops(ctx, OpFilter{Kind: kind, ID: id})
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		if rec == nil {
+			return tx.Remove(ctx, kind, id)
+		}
+		if err := tx.Put(ctx, *rec); err != nil {
+			return err
+		}
+		return tx.MarkDeletedLocal(ctx, kind, id, rec.DeletedAt)
+	}
+	next := rest[0]
+	if rec != nil {
+		next.BaseUpdatedAt, next.BasePayload = rec.UpdatedAt, rec.Data
+	} else {
+		next.BaseUpdatedAt, next.BasePayload = time.Time{}, nil
+	}
+	if err := tx.UpdateOp(ctx, next.OpID, next); err != nil {
+		return err
+	}
+	local, err := tx.Get(ctx, kind, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	local.UpdatedAt = next.BaseUpdatedAt
+	return tx.Put(ctx, local)
+}
+
+// opFailed counts a failure of the op itself toward its attempt budget; a
+// permanent one, or one over the budget, sends it to the dead letters.
+func (e *Engine) opFailed(ctx context.Context, tx Tx, op Op, cause error, permanent bool) (Event, error) {
+	op.Attempts++
+	op.LastError = cause.Error()
+	dead := permanent || op.Attempts >= e.opts.MaxAttempts
+	if dead {
+		op.State = StateDead
+		op.NextAttemptAt = time.Time{}
+	} else {
+		op.State = StatePending
+		op.NextAttemptAt = e.now().Add(e.backoff(op.Attempts))
+	}
+	if err := tx.UpdateOp(ctx, op.OpID, op); err != nil {
+		return nil, err
+	}
+	return OpFailed{At: e.at(), Op: op, Err: cause, Dead: dead, WillRetry: !dead}, nil
+}
+
+func (e *Engine) emitAll(evs []Event) {
+	for _, ev := range evs {
+		e.emit(ev)
+	}
+}
+
+// unionFields merges two changed-field sets; nil (unknown) absorbs.
+func unionFields(a, b []string) []string {
+	if a == nil || b == nil {
+		return nil
+	}
+	out := slices.Clone(a)
+	for _, f := range b {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

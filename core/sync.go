@@ -1,0 +1,359 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// SyncOption narrows a Sync.
+type SyncOption func(*syncConfig)
+
+type syncConfig struct {
+	push, pull       []string
+	pushSet, pullSet bool
+}
+
+// Kinds limits both the push and the pull to the given kinds.
+func Kinds(kinds ...string) SyncOption {
+	return func(c *syncConfig) {
+		c.push, c.pull, c.pushSet, c.pullSet = kinds, kinds, true, true
+	}
+}
+
+// PushKinds limits the push to the given kinds (none: push nothing).
+func PushKinds(kinds ...string) SyncOption {
+	return func(c *syncConfig) { c.push, c.pushSet = kinds, true }
+}
+
+// PullKinds limits the pull to the given kinds (none: pull nothing).
+func PullKinds(kinds ...string) SyncOption {
+	return func(c *syncConfig) { c.pull, c.pullSet = kinds, true }
+}
+
+// Sync pushes the outbox, then pulls every kind. It always ends: each op gets
+// at most one push and one resolution push per call. The error is non-nil
+// when the push or a pull failed; Stats tell what was done anyway. A Sync of
+// kinds another Sync is working on waits for it, then runs.
+func (e *Engine) Sync(ctx context.Context, opts ...SyncOption) (Stats, error) {
+	var cfg syncConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if !cfg.pushSet {
+		cfg.push = e.order
+	}
+	if !cfg.pullSet {
+		cfg.pull = e.order
+	}
+	if err := e.checkKinds(cfg.push); err != nil {
+		return Stats{}, err
+	}
+	if err := e.checkKinds(cfg.pull); err != nil {
+		return Stats{}, err
+	}
+	if err := e.begin(); err != nil {
+		return Stats{}, err
+	}
+	defer e.running.Done()
+	unlock := e.lockKinds(append(slices.Clone(cfg.push), cfg.pull...))
+	defer unlock()
+
+	e.emit(SyncStarted{At: e.at(), PushKinds: cfg.push, PullKinds: cfg.pull})
+	var st Stats
+	var errs []error
+	if len(cfg.push) > 0 {
+		if err := e.push(ctx, cfg.push, &st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(cfg.pull) > 0 && ctx.Err() == nil {
+		if err := e.scheduleResync(ctx, cfg.pull); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.pull(ctx, cfg.pull, &st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n, err := e.stuck(ctx, cfg.push); err == nil {
+		st.Stuck = n
+	}
+	e.emit(SyncCompleted{At: e.at(), Stats: st})
+	return st, errors.Join(errs...)
+}
+
+// stuck counts the ops of kinds still in the outbox.
+func (e *Engine) stuck(ctx context.Context, kinds []string) (int, error) {
+	counts, err := e.Pending(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range counts {
+		if slices.Contains(kinds, c.Kind) {
+			n += c.Count
+		}
+	}
+	return n, nil
+}
+
+func (e *Engine) fail(kind string, err error, willRetry bool, st *Stats) error {
+	cat := Categorize(err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		cat = CategoryNetwork
+	}
+	e.emit(SyncError{At: e.at(), Kind: kind, Err: err, Category: cat, WillRetry: willRetry})
+	st.Errors++
+	return err
+}
+
+// ---- pull ----
+
+const (
+	metaResync   = "resync:"    // kind → "clear" or "keep" while a resync is under way
+	metaResyncAt = "resync_at:" // kind → unix micros of the last completed resync
+)
+
+// pull walks each kind's feed from its cursor, page by page; each page and
+// the cursor after it commit together (invariant 4).
+func (e *Engine) pull(ctx context.Context, kinds []string, st *Stats) error {
+	var errs []error
+	for _, kind := range e.order {
+		if !slices.Contains(kinds, kind) {
+			continue
+		}
+		if err := e.pullKind(ctx, kind, st); err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type pulled struct {
+	page Page
+	err  error
+}
+
+func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
+	cursor, err := e.Cursor(ctx, kind)
+	if err != nil {
+		return e.fail(kind, fmt.Errorf("offsync: read cursor of %q: %w", kind, err), false, st)
+	}
+	resetDone, tokenRetried := false, false
+	token := ""
+	for {
+		page, err := e.tr.Pull(ctx, PullRequest{Kind: kind, After: cursor, PageToken: token, Limit: e.opts.PageSize})
+		switch {
+		case errors.Is(err, ErrResetRequired) && !resetDone:
+			resetDone = true
+			if err := e.startResync(ctx, kind, true, "reset_required"); err != nil {
+				return e.fail(kind, err, false, st)
+			}
+			cursor, token = Cursor{}, ""
+			continue
+		case errors.Is(err, ErrBadCursor) && token != "" && !tokenRetried:
+			tokenRetried = true // the walk restarts from the stored cursor
+			token = ""
+			continue
+		case err != nil:
+			return e.fail(kind, fmt.Errorf("offsync: pull %q: %w", kind, err), Retryable(err), st)
+		}
+		next, err := e.applyPage(ctx, kind, cursor, page, st)
+		if err != nil {
+			return e.fail(kind, err, false, st)
+		}
+		cursor = next
+		if page.NextPageToken == "" || len(page.Records) == 0 {
+			break
+		}
+		token = page.NextPageToken
+	}
+	return e.finishResync(ctx, kind)
+}
+
+// applyPage checks a page and commits its rows with the cursor after it.
+func (e *Engine) applyPage(ctx context.Context, kind string, cursor Cursor, page Page, st *Stats) (Cursor, error) {
+	next := cursor
+	for i := range page.Records {
+		r := &page.Records[i]
+		if r.Kind == "" {
+			r.Kind = kind
+		}
+		if r.Kind != kind || r.ID == "" || r.UpdatedAt.IsZero() {
+			return cursor, fmt.Errorf("%w: pull %q: record %d has kind %q, id %q, updated_at %v", ErrInvalid, kind, i, r.Kind, r.ID, r.UpdatedAt)
+		}
+		if !next.Before(r.UpdatedAt, r.ID) {
+			return cursor, fmt.Errorf("%w: pull %q: record %s/%s is not after the cursor (%s, %s): the feed must be ordered by (updated_at, id)",
+				ErrInvalid, kind, r.UpdatedAt.Format(TimeLayout), r.ID, FormatTime(next.UpdatedAt), next.ID)
+		}
+		next = Cursor{UpdatedAt: r.UpdatedAt, ID: r.ID}
+	}
+	if len(page.Records) == 0 {
+		return cursor, nil
+	}
+	var res ApplyResult
+	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		res, err = tx.ApplyPage(ctx, kind, page.Records)
+		if err != nil {
+			return err
+		}
+		e.checkpoint("mid_page_apply")
+		return tx.SetCursor(ctx, kind, next)
+	})
+	if err != nil {
+		return cursor, fmt.Errorf("offsync: apply page of %q: %w", kind, err)
+	}
+	st.Pulled += res.Upserts + res.Deletes
+	st.Kept += res.Kept
+	e.emit(PagePulled{At: e.at(), Kind: kind, Upserts: res.Upserts, Deletes: res.Deletes, Kept: res.Kept, Remaining: page.Remaining})
+	return next, nil
+}
+
+// ---- resync ----
+
+// Resync pushes what is pending for kinds (all when none), then pulls them
+// from the start, first clearing their rows (those without outbox ops) when
+// clearData is set. An interrupted resync resumes at the next Sync.
+func (e *Engine) Resync(ctx context.Context, kinds []string, clearData bool) (Stats, error) {
+	if len(kinds) == 0 {
+		kinds = e.order
+	}
+	if err := e.checkKinds(kinds); err != nil {
+		return Stats{}, err
+	}
+	if err := e.begin(); err != nil {
+		return Stats{}, err
+	}
+	defer e.running.Done()
+	unlock := e.lockKinds(kinds)
+	defer unlock()
+	e.emit(SyncStarted{At: e.at(), PushKinds: kinds, PullKinds: kinds})
+	var st Stats
+	var errs []error
+	if err := e.push(ctx, kinds, &st); err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range e.order {
+		if slices.Contains(kinds, k) {
+			if err := e.startResync(ctx, k, clearData, "requested"); err != nil {
+				errs = append(errs, e.fail(k, err, false, &st))
+			}
+		}
+	}
+	if err := e.pull(ctx, kinds, &st); err != nil {
+		errs = append(errs, err)
+	}
+	e.emit(SyncCompleted{At: e.at(), Stats: st})
+	return st, errors.Join(errs...)
+}
+
+// startResync resets a kind's cursor (and clears its rows) in one
+// transaction that also records the resync as under way.
+func (e *Engine) startResync(ctx context.Context, kind string, clear bool, reason string) error {
+	mode := "keep"
+	if clear {
+		mode = "clear"
+	}
+	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		if clear {
+			if _, err := tx.ClearKind(ctx, kind); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetCursor(ctx, kind, Cursor{}); err != nil {
+			return err
+		}
+		return tx.SetMeta(ctx, metaResync+kind, mode)
+	})
+	if err != nil {
+		return fmt.Errorf("offsync: start resync of %q: %w", kind, err)
+	}
+	e.emit(ResyncStarted{At: e.at(), Kind: kind, ClearData: clear, Reason: reason})
+	return nil
+}
+
+// finishResync records the end of a resync of kind, if one was under way.
+func (e *Engine) finishResync(ctx context.Context, kind string) error {
+	return e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		if _, err := tx.Meta(ctx, metaResync+kind); errors.Is(err, ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := tx.SetMeta(ctx, metaResync+kind, ""); err != nil {
+			return err
+		}
+		return tx.SetMeta(ctx, metaResyncAt+kind, strconv.FormatInt(e.now().UnixMicro(), 10))
+	})
+}
+
+// scheduleResync starts a resync of each kind whose last one is older than
+// Options.ResyncInterval, and reports resyncs resumed after an interruption.
+func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
+	type due struct {
+		kind    string
+		resumed bool
+		mode    string
+	}
+	var dues []due
+	var startClock []string
+	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		for _, k := range kinds {
+			if mode, err := tx.Meta(ctx, metaResync+k); err == nil {
+				dues = append(dues, due{k, true, mode})
+				continue
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			if e.opts.ResyncInterval <= 0 {
+				continue
+			}
+			last, err := tx.Meta(ctx, metaResyncAt+k)
+			if errors.Is(err, ErrNotFound) {
+				// The first sync of a kind is a full pull already; start the clock.
+				startClock = append(startClock, k)
+				continue
+			} else if err != nil {
+				return err
+			}
+			n, _ := strconv.ParseInt(last, 10, 64)
+			if e.now().Sub(time.UnixMicro(n)) >= e.opts.ResyncInterval {
+				dues = append(dues, due{kind: k})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(startClock) > 0 {
+		err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			for _, k := range startClock {
+				if err := tx.SetMeta(ctx, metaResyncAt+k, strconv.FormatInt(e.now().UnixMicro(), 10)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, d := range dues {
+		if d.resumed {
+			e.emit(ResyncStarted{At: e.at(), Kind: d.kind, ClearData: d.mode == "clear", Resumed: true, Reason: "resumed"})
+			continue
+		}
+		if err := e.startResync(ctx, d.kind, false, "scheduled"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
