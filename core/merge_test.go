@@ -11,7 +11,7 @@ import (
 )
 
 // obj decodes a JSON object the way Record.Fields does.
-func obj(t tb, s string) map[string]any {
+func mergeObj(t mergeTB, s string) map[string]any {
 	t.Helper()
 	if s == "" {
 		return nil
@@ -24,7 +24,7 @@ func obj(t tb, s string) map[string]any {
 }
 
 // canon renders v as JSON with sorted keys, so equal values compare equal.
-func canon(t tb, v any) string {
+func mergeCanon(t mergeTB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -43,9 +43,9 @@ func canon(t tb, v any) string {
 	return string(b)
 }
 
-func wantJSON(t tb, got map[string]any, want string) {
+func wantMergedJSON(t mergeTB, got map[string]any, want string) {
 	t.Helper()
-	if g, w := canon(t, got), canon(t, obj(t, want)); g != w {
+	if g, w := mergeCanon(t, got), mergeCanon(t, mergeObj(t, want)); g != w {
 		t.Errorf("got  %s\nwant %s", g, w)
 	}
 }
@@ -60,7 +60,7 @@ func TestDefaultMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantJSON(t, DefaultMerge(obj(t, tt.local), obj(t, tt.server)), tt.want)
+			wantMergedJSON(t, DefaultMerge(mergeObj(t, tt.local), mergeObj(t, tt.server)), tt.want)
 		})
 	}
 }
@@ -88,7 +88,7 @@ func TestDeepMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantJSON(t, DeepMerge(obj(t, tt.local), obj(t, tt.server)), tt.want)
+			wantMergedJSON(t, DeepMerge(mergeObj(t, tt.local), mergeObj(t, tt.server)), tt.want)
 		})
 	}
 }
@@ -123,7 +123,7 @@ func TestPreservingMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantJSON(t, PreservingMerge(obj(t, tt.local), obj(t, tt.server), tt.changed), tt.want)
+			wantMergedJSON(t, PreservingMerge(mergeObj(t, tt.local), mergeObj(t, tt.server), tt.changed), tt.want)
 		})
 	}
 }
@@ -194,7 +194,7 @@ func TestThreeWayMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantJSON(t, ThreeWayMerge(obj(t, tt.base), obj(t, tt.local), obj(t, tt.server), tt.changed), tt.want)
+			wantMergedJSON(t, ThreeWayMerge(mergeObj(t, tt.base), mergeObj(t, tt.local), mergeObj(t, tt.server), tt.changed), tt.want)
 		})
 	}
 }
@@ -211,23 +211,23 @@ func TestMergeHelpersDoNotMutateInputs(t *testing.T) {
 	}
 	for name, merge := range helpers {
 		t.Run(name, func(t *testing.T) {
-			b, l, s := obj(t, base), obj(t, local), obj(t, server)
+			b, l, s := mergeObj(t, base), mergeObj(t, local), mergeObj(t, server)
 			out := merge(b, l, s)
 			for _, in := range []struct {
 				m    map[string]any
 				want string
 			}{{b, base}, {l, local}, {s, server}} {
-				if got, want := canon(t, in.m), canon(t, obj(t, in.want)); got != want {
+				if got, want := mergeCanon(t, in.m), mergeCanon(t, mergeObj(t, in.want)); got != want {
 					t.Fatalf("input changed:\n got %s\nwant %s", got, want)
 				}
 			}
 			// The result shares nothing with the inputs.
-			scribble(out)
+			scribbleAll(out)
 			for _, in := range []struct {
 				m    map[string]any
 				want string
 			}{{b, base}, {l, local}, {s, server}} {
-				if got, want := canon(t, in.m), canon(t, obj(t, in.want)); got != want {
+				if got, want := mergeCanon(t, in.m), mergeCanon(t, mergeObj(t, in.want)); got != want {
 					t.Fatalf("input changed through the result:\n got %s\nwant %s", got, want)
 				}
 			}
@@ -235,34 +235,34 @@ func TestMergeHelpersDoNotMutateInputs(t *testing.T) {
 	}
 }
 
-// scribble overwrites everything reachable from v.
-func scribble(v any) {
+// scribbleAll overwrites everything reachable from v.
+func scribbleAll(v any) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			scribble(e)
+			scribbleAll(e)
 			x[k] = "scribbled"
 		}
 		x["new"] = true
 	case []any:
 		for i, e := range x {
-			scribble(e)
+			scribbleAll(e)
 			x[i] = "scribbled"
 		}
 	}
 }
 
 func TestMergeIsDeterministic(t *testing.T) {
-	base := obj(t, `{"tags":["a","b","c"],"items":[{"id":"1"},{"id":"2"}],"p":{"q":{"x":1}}}`)
-	local := obj(t, `{"tags":["c","z","y","a"],"items":[{"id":"3"},{"id":"1","v":1},{"id":"5"}],"p":{"q":{"x":2}},"k":[3,2,1]}`)
-	server := obj(t, `{"tags":["w","c","b","v"],"items":[{"id":"4"},{"id":"2"},{"id":"1","w":1}],"p":{"q":{"y":1}},"k":[9]}`)
-	first := canon(t, ThreeWayMerge(base, local, server, nil))
-	firstDeep := canon(t, DeepMerge(local, server))
+	base := mergeObj(t, `{"tags":["a","b","c"],"items":[{"id":"1"},{"id":"2"}],"p":{"q":{"x":1}}}`)
+	local := mergeObj(t, `{"tags":["c","z","y","a"],"items":[{"id":"3"},{"id":"1","v":1},{"id":"5"}],"p":{"q":{"x":2}},"k":[3,2,1]}`)
+	server := mergeObj(t, `{"tags":["w","c","b","v"],"items":[{"id":"4"},{"id":"2"},{"id":"1","w":1}],"p":{"q":{"y":1}},"k":[9]}`)
+	first := mergeCanon(t, ThreeWayMerge(base, local, server, nil))
+	firstDeep := mergeCanon(t, DeepMerge(local, server))
 	for range 50 {
-		if got := canon(t, ThreeWayMerge(base, local, server, nil)); got != first {
+		if got := mergeCanon(t, ThreeWayMerge(base, local, server, nil)); got != first {
 			t.Fatalf("ThreeWayMerge not deterministic:\n%s\n%s", got, first)
 		}
-		if got := canon(t, DeepMerge(local, server)); got != firstDeep {
+		if got := mergeCanon(t, DeepMerge(local, server)); got != firstDeep {
 			t.Fatalf("DeepMerge not deterministic:\n%s\n%s", got, firstDeep)
 		}
 	}
@@ -276,16 +276,16 @@ func TestMergeGoValues(t *testing.T) {
 	// Maps built by hand with Go types merge like decoded JSON.
 	local := map[string]any{"tags": []string{"a", "c"}, "n": 5, "p": map[string]int{"x": 1}}
 	server := map[string]any{"tags": []any{"a", "b"}, "n": json.Number("3"), "p": map[string]any{"y": json.Number("2")}}
-	wantJSON(t, DeepMerge(local, server), `{"tags":["a","b","c"],"n":5,"p":{"x":1,"y":2}}`)
+	wantMergedJSON(t, DeepMerge(local, server), `{"tags":["a","b","c"],"n":5,"p":{"x":1,"y":2}}`)
 	base := map[string]any{"tags": []any{"a", "b"}, "n": json.Number("5.0")}
-	wantJSON(t, ThreeWayMerge(base, local, server, nil), `{"tags":["a","c"],"n":3,"p":{"x":1,"y":2}}`)
+	wantMergedJSON(t, ThreeWayMerge(base, local, server, nil), `{"tags":["a","c"],"n":3,"p":{"x":1,"y":2}}`)
 }
 
 // --- properties of ThreeWayMerge ---
 
-var propKeys = []string{"a", "b", "c", "d", "e"}
+var mergePropKeys = []string{"a", "b", "c", "d", "e"}
 
-func genScalar() *rapid.Generator[any] {
+func genJSONScalar() *rapid.Generator[any] {
 	return rapid.OneOf(
 		rapid.Map(rapid.SampledFrom([]string{"x", "y", "z"}), func(s string) any { return s }),
 		rapid.Map(rapid.IntRange(0, 3), func(n int) any { return json.Number(fmt.Sprint(n)) }),
@@ -294,45 +294,45 @@ func genScalar() *rapid.Generator[any] {
 	)
 }
 
-func genValue(depth int) *rapid.Generator[any] {
+func genJSONValue(depth int) *rapid.Generator[any] {
 	if depth == 0 {
-		return genScalar()
+		return genJSONScalar()
 	}
 	item := rapid.OneOf(
-		genScalar(),
+		genJSONScalar(),
 		rapid.Custom(func(t *rapid.T) any { // an object with an id
-			m := genObject(depth-1).Draw(t, "item")
+			m := genJSONObject(depth-1).Draw(t, "item")
 			m["id"] = json.Number(fmt.Sprint(rapid.IntRange(1, 4).Draw(t, "id")))
 			return m
 		}),
 	)
 	return rapid.OneOf(
-		genScalar(),
+		genJSONScalar(),
 		rapid.Map(rapid.SliceOfN(item, 0, 5), func(l []any) any { return l }),
-		rapid.Map(genObject(depth-1), func(m map[string]any) any { return m }),
+		rapid.Map(genJSONObject(depth-1), func(m map[string]any) any { return m }),
 	)
 }
 
-func genObject(depth int) *rapid.Generator[map[string]any] {
+func genJSONObject(depth int) *rapid.Generator[map[string]any] {
 	return rapid.Custom(func(t *rapid.T) map[string]any {
 		m := map[string]any{}
-		for _, k := range propKeys {
+		for _, k := range mergePropKeys {
 			if rapid.IntRange(0, 2).Draw(t, "has "+k) > 0 {
-				m[k] = genValue(depth).Draw(t, k)
+				m[k] = genJSONValue(depth).Draw(t, k)
 			}
 		}
 		return m
 	})
 }
 
-// genEdit changes some fields of m: sets, deletes, and edits inside lists and
+// genJSONEdit changes some fields of m: sets, deletes, and edits inside lists and
 // objects, so edits are close to the base as real edits are.
-func genEdit(t *rapid.T, m map[string]any, label string) map[string]any {
+func genJSONEdit(t *rapid.T, m map[string]any, label string) map[string]any {
 	out := plainMap(m)
-	for _, k := range propKeys {
+	for _, k := range mergePropKeys {
 		switch rapid.IntRange(0, 5).Draw(t, label+" op "+k) {
 		case 0:
-			out[k] = genValue(1).Draw(t, label+" set "+k)
+			out[k] = genJSONValue(1).Draw(t, label+" set "+k)
 		case 1:
 			delete(out, k)
 		case 2:
@@ -342,22 +342,22 @@ func genEdit(t *rapid.T, m map[string]any, label string) map[string]any {
 					i := rapid.IntRange(0, len(v)-1).Draw(t, label+" drop at "+k)
 					v = slices.Delete(slices.Clone(v), i, i+1)
 				}
-				out[k] = append(v, genValue(0).Draw(t, label+" add "+k))
+				out[k] = append(v, genJSONValue(0).Draw(t, label+" add "+k))
 			case map[string]any:
-				out[k] = genEdit(t, v, label+"/"+k)
+				out[k] = genJSONEdit(t, v, label+"/"+k)
 			}
 		}
 	}
 	return out
 }
 
-// genChanged is nil (unknown) or a subset of the keys, possibly empty.
-func genChanged(t *rapid.T, label string) []string {
+// genChangedFields is nil (unknown) or a subset of the keys, possibly empty.
+func genChangedFields(t *rapid.T, label string) []string {
 	if rapid.Bool().Draw(t, label+" unknown") {
 		return nil
 	}
 	cs := []string{}
-	for _, k := range propKeys {
+	for _, k := range mergePropKeys {
 		if rapid.Bool().Draw(t, label+" "+k) {
 			cs = append(cs, k)
 		}
@@ -367,14 +367,14 @@ func genChanged(t *rapid.T, label string) []string {
 
 func TestThreeWayMergeProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		base := genObject(2).Draw(rt, "base")
-		local := genEdit(rt, base, "local")
-		server := genEdit(rt, base, "server")
-		changed := genChanged(rt, "changed")
+		base := genJSONObject(2).Draw(rt, "base")
+		local := genJSONEdit(rt, base, "local")
+		server := genJSONEdit(rt, base, "server")
+		changed := genChangedFields(rt, "changed")
 		check := func(what string, got, want map[string]any) {
-			if g, w := canon(rt, got), canon(rt, want); g != w {
+			if g, w := mergeCanon(rt, got), mergeCanon(rt, want); g != w {
 				rt.Fatalf("%s:\nbase   %s\nlocal  %s\nserver %s\nchanged %v\ngot    %s\nwant   %s",
-					what, canon(rt, base), canon(rt, local), canon(rt, server), changed, g, w)
+					what, mergeCanon(rt, base), mergeCanon(rt, local), mergeCanon(rt, server), changed, g, w)
 			}
 		}
 
@@ -383,7 +383,7 @@ func TestThreeWayMergeProperties(t *testing.T) {
 
 		// No server change: the local version of the changed fields.
 		want := plainMap(base)
-		for _, k := range fieldsToApply(unionMap(base, local), changed) {
+		for _, k := range fieldsToApply(unionOfFields(base, local), changed) {
 			if v, ok := local[k]; ok {
 				want[k] = v
 			} else {
@@ -403,7 +403,7 @@ func TestThreeWayMergeProperties(t *testing.T) {
 	})
 }
 
-func unionMap(a, b map[string]any) map[string]any {
+func unionOfFields(a, b map[string]any) map[string]any {
 	m := plainMap(a)
 	for k, v := range b {
 		m[k] = v
@@ -411,8 +411,8 @@ func unionMap(a, b map[string]any) map[string]any {
 	return m
 }
 
-// tb is what the helpers need of *testing.T and *rapid.T.
-type tb interface {
+// mergeTB is what the helpers need of *testing.T and *rapid.T.
+type mergeTB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)

@@ -104,17 +104,19 @@ func (e *Engine) resolve(ctx context.Context, pcs []pendingConflict, st *Stats) 
 func (e *Engine) askResolvers(ctx context.Context, cs []Conflict) ([]Resolution, []error) {
 	res := make([]Resolution, len(cs))
 	errs := make([]error, len(cs))
-	groups := map[Resolver][]int{}
-	var order []Resolver
+	// Conflicts are grouped by kind: one strategy per kind, and resolvers
+	// need not be comparable.
+	groups := map[string][]int{}
+	var order []string
 	for i, c := range cs {
-		r := e.opts.Conflicts.For(c.Kind)
-		if _, ok := groups[r]; !ok {
-			order = append(order, r)
+		if _, ok := groups[c.Kind]; !ok {
+			order = append(order, c.Kind)
 		}
-		groups[r] = append(groups[r], i)
+		groups[c.Kind] = append(groups[c.Kind], i)
 	}
-	for _, r := range order {
-		idx := groups[r]
+	for _, kind := range order {
+		r := e.opts.Conflicts.For(kind)
+		idx := groups[kind]
 		if br, ok := r.(BatchResolver); ok && len(idx) > 1 {
 			batch := make([]Conflict, len(idx))
 			for j, i := range idx {

@@ -1,0 +1,10 @@
+// Package storetest is the conformance suite of core.Store. Every store
+// driver runs it from its own tests, and so can a third party's:
+//
+//	func TestConformance(t *testing.T) { storetest.Run(t, myHarness{}) }
+//
+// Each test is also exported (TestApplyPageKeepsPendingRows, ...), so a
+// driver can run one alone. The suite imports only core: it brings its own
+// typed model (Item, with a local-only column) and document table (Notes)
+// and registers them on every store the harness makes.
+package storetest

@@ -1,0 +1,205 @@
+package bunstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/offsync/offsync/core"
+	"github.com/uptrace/bun"
+)
+
+// Config configures New.
+type Config struct {
+	// DB runs write transactions (and reads when ReadDB is nil).
+	DB *bun.DB
+	// ReadDB, when set, runs View's read transactions, so that readers do
+	// not queue behind a single write connection.
+	ReadDB *bun.DB
+	// Dialect is the database's part.
+	Dialect Dialect
+	// OnClose runs after both databases are closed (e.g. a lock release).
+	OnClose func() error
+}
+
+// Store is a core.Store over bun.
+type Store struct {
+	db, read *bun.DB
+	d        Dialect
+	onClose  func() error
+
+	schemaMu sync.Mutex // serializes Register
+	migrated bool
+
+	mu    sync.RWMutex
+	kinds map[string]*kindInfo
+
+	closed atomic.Bool
+}
+
+var _ core.Store = (*Store)(nil)
+
+// New returns a Store over cfg.DB. Register must be called before use.
+func New(cfg Config) (*Store, error) {
+	if cfg.DB == nil || cfg.Dialect == nil {
+		return nil, fmt.Errorf("%w: bunstore: DB and Dialect are required", core.ErrInvalid)
+	}
+	read := cfg.ReadDB
+	if read == nil {
+		read = cfg.DB
+	}
+	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, kinds: map[string]*kindInfo{}}, nil
+}
+
+// DB returns the write database.
+func (s *Store) DB() *bun.DB { return s.db }
+
+// ReadDB returns the database View reads from.
+func (s *Store) ReadDB() *bun.DB { return s.read }
+
+// Dialect returns the store's dialect.
+func (s *Store) Dialect() Dialect { return s.d }
+
+// Close closes the databases. Calls after the first return nil.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if s.read != s.db {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.db.Close())
+	if s.onClose != nil {
+		errs = append(errs, s.onClose())
+	}
+	return errors.Join(errs...)
+}
+
+type txKey struct{ s *Store }
+
+// Tx is a transaction of a Store; it implements core.Tx and core.BunTx.
+type Tx struct {
+	s        *Store
+	tx       bun.Tx
+	readOnly bool
+	sp       int // savepoint counter
+}
+
+var (
+	_ core.Tx    = (*Tx)(nil)
+	_ core.BunTx = (*Tx)(nil)
+)
+
+// BunTx implements core.BunTx: it returns the bun.Tx underneath.
+func (t *Tx) BunTx() any { return t.tx }
+
+// Bun returns the bun.Tx underneath.
+func (t *Tx) Bun() bun.Tx { return t.tx }
+
+// Bun returns the bun transaction underneath a core.Tx of a bun store, or
+// nil when tx is not one.
+func Bun(tx core.Tx) bun.IDB {
+	if t, ok := tx.(*Tx); ok {
+		return t.tx
+	}
+	if b, ok := tx.(core.BunTx); ok {
+		if idb, ok := b.BunTx().(bun.IDB); ok {
+			return idb
+		}
+	}
+	return nil
+}
+
+func (s *Store) txFrom(ctx context.Context) *Tx {
+	t, _ := ctx.Value(txKey{s}).(*Tx)
+	return t
+}
+
+// Update runs fn in one write transaction. Called with a ctx that carries a
+// transaction of this store (the ctx given to an enclosing Update's fn), it
+// joins that transaction inside a savepoint: an error undoes only fn's
+// writes and is returned to the caller.
+func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx core.Tx) error) error {
+	if t := s.txFrom(ctx); t != nil {
+		if t.readOnly {
+			return fmt.Errorf("%w: Update inside View", core.ErrInvalid)
+		}
+		return t.Savepoint(ctx, func(ctx context.Context) error { return fn(ctx, t) })
+	}
+	return s.run(ctx, s.db, s.d.WriteTxOptions(), false, fn)
+}
+
+// View runs fn in a read transaction; inside an Update or View (by ctx) it
+// joins that transaction.
+func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx core.Tx) error) error {
+	if t := s.txFrom(ctx); t != nil {
+		return fn(ctx, t)
+	}
+	return s.run(ctx, s.read, s.d.ReadTxOptions(), true, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *bun.DB, opts *sql.TxOptions, readOnly bool, fn func(ctx context.Context, tx core.Tx) error) (err error) {
+	if s.closed.Load() {
+		return core.ErrClosed
+	}
+	btx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("offsync: %s: begin: %w", s.d.Name(), err)
+	}
+	t := &Tx{s: s, tx: btx, readOnly: readOnly}
+	done := false
+	defer func() {
+		if !done {
+			_ = btx.Rollback()
+		}
+	}()
+	if err := fn(context.WithValue(ctx, txKey{s}, t), t); err != nil {
+		done = true
+		_ = btx.Rollback()
+		return err
+	}
+	done = true
+	if readOnly {
+		_ = btx.Rollback()
+		return nil
+	}
+	if err := btx.Commit(); err != nil {
+		return fmt.Errorf("offsync: %s: commit: %w", s.d.Name(), err)
+	}
+	return nil
+}
+
+// Savepoint implements core.AuthorityTx: fn runs inside a savepoint; when it
+// fails, its writes are rolled back and the transaction goes on.
+func (t *Tx) Savepoint(ctx context.Context, fn func(ctx context.Context) error) error {
+	t.sp++
+	name := fmt.Sprintf("offsync_sp_%d", t.sp)
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("offsync: savepoint: %w", err)
+	}
+	if err := fn(ctx); err != nil {
+		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("offsync: rollback to savepoint: %w", rerr))
+		}
+		if _, rerr := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("offsync: release savepoint: %w", rerr))
+		}
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("offsync: release savepoint: %w", err)
+	}
+	return nil
+}
+
+// dbErr wraps a database error with the operation.
+func (t *Tx) dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("offsync: %s: %s: %w", t.s.d.Name(), op, err)
+}

@@ -1,0 +1,26 @@
+// Package server is offsync's reference authority: a core.Transport over any
+// core.Store. Every transport's server half serves a *Service, so its
+// semantics are the sync protocol (see PROTOCOL.md):
+//
+//   - Pull pages a kind's feed in (UpdatedAt, ID) order with signed keyset
+//     tokens (never offsets); tombstones are included.
+//   - Push applies a batch in one store transaction with a savepoint per op.
+//     Each op is checked against the current row (the base check: a stale
+//     base, or no base on an existing row, is a conflict answered with the
+//     current record; Force skips only that check), against the caller's
+//     scope (a row outside it is NotFound, never a conflict), and against
+//     Options.Validate. Its version is taken with the kind's lock held
+//     (core.AuthorityTx.NextVersion), so versions strictly increase in commit
+//     order and a cursor never skips a row. The answer to an applied op is
+//     kept under (principal, OpID) in the same transaction; the same key with
+//     the same request replays that answer, with another request it is
+//     refused. Conflicts and rejections are not kept. Ops for a record that
+//     follow one that was not applied are answered Skipped.
+//   - Subscribe streams change notices ("kind K has changes up to (T, ID)").
+//     With a store that implements core.Notifier they travel through the
+//     database, so several Services sharing it fan out to all subscribers.
+//
+// The caller's principal travels in the context (core.WithPrincipal); a
+// transport's server half authenticates the bearer token with Authenticate
+// first. The Service does not own its store: Close it, then close the store.
+package server

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/offsync/offsync/core"
+)
+
+// subscriberBuffer is how many notices wait in a subscriber's channel before
+// further ones are coalesced per kind.
+const subscriberBuffer = 64
+
+// subscriber receives notices through a pump goroutine: broadcast only
+// records the newest notice per kind (never blocking), the pump moves them to
+// the channel in arrival order.
+type subscriber struct {
+	ctx     context.Context
+	p       core.Principal
+	kinds   map[string]bool // nil: every kind the principal may read
+	allowed map[string]bool // scope decisions for unnamed kinds (pump only)
+
+	mu      sync.Mutex
+	pending map[string]core.Notice
+	order   []string
+	wake    chan struct{}
+	out     chan core.Notice
+}
+
+// Subscribe implements core.Subscriber. kinds names the kinds to watch (none
+// means every kind the caller may read). The subscription is registered when
+// Subscribe returns; the channel closes when ctx is done or the Service is
+// closed. A subscriber that does not keep up never slows a push: beyond its
+// buffer, notices are coalesced per kind, keeping the newest.
+func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub := &subscriber{
+		ctx:     ctx,
+		p:       p,
+		allowed: map[string]bool{},
+		pending: map[string]core.Notice{},
+		wake:    make(chan struct{}, 1),
+		out:     make(chan core.Notice, subscriberBuffer),
+	}
+	if len(kinds) > 0 {
+		sub.kinds = map[string]bool{}
+		for _, k := range kinds {
+			if err := s.ensureKind(ctx, k); err != nil {
+				return nil, err
+			}
+			if _, err := s.scope(ctx, p, k); err != nil {
+				return nil, err
+			}
+			sub.kinds[k] = true
+		}
+	}
+	s.subMu.Lock()
+	if s.closed {
+		s.subMu.Unlock()
+		return nil, fmt.Errorf("server: %w", core.ErrClosed)
+	}
+	s.subs[sub] = struct{}{}
+	s.wg.Add(1)
+	s.subMu.Unlock()
+	go s.pump(sub)
+	return sub.out, nil
+}
+
+// broadcast hands n to every subscriber watching its kind; it never blocks
+// on a subscriber.
+func (s *Service) broadcast(n core.Notice) {
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
+	for sub := range s.subs {
+		if n.Gap || sub.kinds == nil || sub.kinds[n.Kind] {
+			sub.offer(n)
+		}
+	}
+}
+
+func (sub *subscriber) offer(n core.Notice) {
+	sub.mu.Lock()
+	old, ok := sub.pending[n.Kind]
+	switch {
+	case !ok:
+		sub.pending[n.Kind] = n
+		sub.order = append(sub.order, n.Kind)
+	case n.Gap || !(core.Cursor{UpdatedAt: n.UpdatedAt, ID: n.ID}).Before(old.UpdatedAt, old.ID):
+		n.Gap = n.Gap || old.Gap
+		sub.pending[n.Kind] = n
+	}
+	sub.mu.Unlock()
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sub *subscriber) next() (core.Notice, bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if len(sub.order) == 0 {
+		return core.Notice{}, false
+	}
+	k := sub.order[0]
+	sub.order = sub.order[1:]
+	n := sub.pending[k]
+	delete(sub.pending, k)
+	return n, true
+}
+
+func (s *Service) pump(sub *subscriber) {
+	defer s.wg.Done()
+	defer close(sub.out)
+	defer func() {
+		s.subMu.Lock()
+		delete(s.subs, sub)
+		s.subMu.Unlock()
+	}()
+	for {
+		n, ok := sub.next()
+		if !ok {
+			select {
+			case <-sub.wake:
+				continue
+			case <-sub.ctx.Done():
+				return
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		if !s.mayRead(sub, n) {
+			continue
+		}
+		select {
+		case sub.out <- n:
+		case <-sub.ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// mayRead applies the scope to a subscription to every kind: a kind the
+// principal may not read is never announced to it.
+func (s *Service) mayRead(sub *subscriber, n core.Notice) bool {
+	if sub.kinds != nil || n.Kind == "" {
+		return true
+	}
+	ok, seen := sub.allowed[n.Kind]
+	if !seen {
+		_, err := s.scope(sub.ctx, sub.p, n.Kind)
+		ok = err == nil
+		sub.allowed[n.Kind] = ok
+	}
+	return ok
+}
+
+// listen feeds subscribers from the store's notices (several Services on one
+// database all hear every commit). When the stream breaks, subscribers get a
+// gap notice and the stream is opened again.
+func (s *Service) listen(ch <-chan core.Notice) {
+	defer s.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		for n := range ch {
+			backoff = 100 * time.Millisecond
+			n.Gap = false
+			s.broadcast(n)
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		for {
+			t := s.clock.NewTimer(backoff)
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			var err error
+			if ch, err = s.notifier.Listen(s.ctx); err == nil {
+				break
+			}
+			s.log.Warn("offsync server: listen for change notices", "err", err)
+		}
+		s.broadcast(core.Notice{Gap: true})
+	}
+}

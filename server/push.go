@@ -1,0 +1,424 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/offsync/offsync/core"
+)
+
+// opPlan is what the checks made outside the transaction found for an op.
+type opPlan struct {
+	final  *core.PushResult // answered before the transaction (bad op, unknown kind, ...)
+	filter *core.Filter
+	hash   string
+	early  time.Time // negative-control variant only: the version stamped before the lock
+}
+
+type recKey struct{ kind, id string }
+
+// errNotApplied rolls back an op's savepoint when the op is answered with
+// anything but Applied (a Validate hook may have written through ctx).
+var errNotApplied = errors.New("server: op not applied")
+
+// retryErr marks an op failure that the client should retry later.
+type retryErr struct{ err error }
+
+func (e retryErr) Error() string { return e.err.Error() }
+func (e retryErr) Unwrap() error { return e.err }
+
+// Push implements core.Transport. The batch is one store transaction with a
+// savepoint per op; the answers come back in the order of ops. Push itself
+// fails (with an error wrapping core.ErrUnavailable) only when the
+// transaction could not commit, in which case no op was applied.
+func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) > s.opts.MaxBatch {
+		return nil, fmt.Errorf("server: %w: %d ops in one push, at most %d", core.ErrTooLarge, len(ops), s.opts.MaxBatch)
+	}
+	if len(ops) == 0 {
+		return []core.PushResult{}, nil
+	}
+	plans := make([]opPlan, len(ops))
+	filters := map[string]*core.Filter{}
+	filterErrs := map[string]error{}
+	for i, op := range ops {
+		if err := s.plan(ctx, p, op, &plans[i], filters, filterErrs); err != nil {
+			return nil, err
+		}
+		if s.stampBeforeLock && plans[i].final == nil {
+			plans[i].early = s.stampEarly(ctx, op.Kind, op.ID)
+		}
+	}
+
+	purge := s.purgeDue()
+	results := make([]core.PushResult, len(ops))
+	var notices map[string]core.Notice
+	err = s.store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		notices = map[string]core.Notice{}
+		if purge {
+			if _, err := tx.PurgeIdempotent(ctx, s.clock.Now().Add(-s.opts.IdempotencyRetention)); err != nil {
+				return fmt.Errorf("purge idempotency records: %w", err)
+			}
+		}
+		blocked := map[recKey]bool{}
+		for i, op := range ops {
+			key := recKey{op.Kind, op.ID}
+			switch {
+			case blocked[key]:
+				results[i] = core.PushResult{OpID: op.OpID, Status: core.StatusSkipped,
+					Reason: "an earlier op for this record in the batch was not applied"}
+				continue
+			case plans[i].final != nil:
+				results[i] = *plans[i].final
+				blocked[key] = true
+				continue
+			}
+			res, written, err := s.pushOne(ctx, tx, p, op, &plans[i])
+			if err != nil {
+				return err
+			}
+			results[i] = res
+			if res.Status != core.StatusApplied {
+				blocked[key] = true
+			} else if written {
+				notices[op.Kind] = core.Notice{Kind: op.Kind, UpdatedAt: res.Record.UpdatedAt, ID: op.ID}
+			}
+		}
+		if s.notifier != nil {
+			for _, n := range notices {
+				if err := s.notifier.Announce(ctx, n); err != nil {
+					return fmt.Errorf("announce %s: %w", n.Kind, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if purge {
+			s.purgeFailed()
+		}
+		s.log.WarnContext(ctx, "offsync server: push failed", "ops", len(ops), "err", err)
+		return nil, storeErr("push", err)
+	}
+	if s.notifier == nil {
+		for _, n := range notices {
+			s.broadcast(n)
+		}
+	}
+	return results, nil
+}
+
+// plan checks what needs no transaction: the op's shape, its kind, the
+// caller's scope, and the request hash. A returned error fails the push.
+func (s *Service) plan(ctx context.Context, p core.Principal, op core.Op, pl *opPlan,
+	filters map[string]*core.Filter, filterErrs map[string]error) error {
+	reject := func(format string, args ...any) {
+		pl.final = &core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
+			Reason: fmt.Sprintf(format, args...)}
+	}
+	if op.ID == "" {
+		reject("empty record id")
+		return nil
+	}
+	switch op.Type {
+	case core.OpUpsert:
+		if err := core.CheckData(op.Payload); err != nil {
+			reject("bad payload: %v", err)
+			return nil
+		}
+	case core.OpDelete:
+	default:
+		reject("unknown op type %q", op.Type)
+		return nil
+	}
+	if err := s.ensureKind(ctx, op.Kind); err != nil {
+		if errors.Is(err, core.ErrUnknownKind) {
+			reject("unknown kind %q", op.Kind)
+			return nil
+		}
+		return err
+	}
+	f, seen := filters[op.Kind]
+	ferr := filterErrs[op.Kind]
+	if !seen && ferr == nil {
+		f, ferr = s.scope(ctx, p, op.Kind)
+		filters[op.Kind], filterErrs[op.Kind] = f, ferr
+	}
+	if ferr != nil {
+		switch {
+		case errors.Is(ferr, core.ErrUnauthorized):
+			return ferr
+		case errors.Is(ferr, core.ErrUnavailable):
+			pl.final = &core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: ferr.Error()}
+		default:
+			reject("%v", ferr)
+		}
+		return nil
+	}
+	pl.filter = f
+	h, err := requestHash(op)
+	if err != nil {
+		reject("bad payload: %v", err)
+		return nil
+	}
+	pl.hash = h
+	return nil
+}
+
+// pushOne answers one op inside the batch's transaction. written reports a
+// new row version; an error aborts the whole transaction.
+func (s *Service) pushOne(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan) (res core.PushResult, written bool, err error) {
+	if op.OpID != "" {
+		rec, err := tx.Idempotent(ctx, p.ID, op.OpID)
+		switch {
+		case err == nil:
+			if rec.RequestHash == pl.hash {
+				return core.PushResult{OpID: op.OpID, Status: rec.Status, Record: rec.Record}, false, nil
+			}
+			return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
+				Reason: fmt.Sprintf("idempotency key %q reused with a different request (%v)", op.OpID, core.ErrIdempotencyKey)}, false, nil
+		case !errors.Is(err, core.ErrNotFound):
+			return res, false, fmt.Errorf("idempotency lookup: %w", err)
+		}
+	}
+	var opErr error
+	spErr := tx.Savepoint(ctx, func(ctx context.Context) error {
+		res, written, opErr = s.applyOp(ctx, tx, p, op, pl)
+		if opErr != nil {
+			return opErr
+		}
+		if res.Status != core.StatusApplied {
+			return errNotApplied
+		}
+		return nil
+	})
+	switch {
+	case spErr == nil, errors.Is(spErr, errNotApplied):
+		return res, written, nil
+	case opErr == nil || !errors.Is(spErr, opErr):
+		return res, false, fmt.Errorf("savepoint: %w", spErr)
+	}
+	var retry retryErr
+	switch {
+	case errors.As(opErr, &retry):
+		s.log.InfoContext(ctx, "offsync server: validation failed, op to retry", "kind", op.Kind, "id", op.ID, "err", opErr)
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
+	case errors.Is(opErr, core.ErrInvalid):
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true, Reason: opErr.Error()}, false, nil
+	default:
+		s.log.WarnContext(ctx, "offsync server: store failed on op", "kind", op.Kind, "id", op.ID, "err", opErr)
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
+	}
+}
+
+// applyOp runs the checks that need the current row, then writes the op.
+func (s *Service) applyOp(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan) (core.PushResult, bool, error) {
+	answer := func(st core.PushStatus, rec *core.Record, reason string) (core.PushResult, bool, error) {
+		return core.PushResult{OpID: op.OpID, Status: st, Record: rec, Reason: reason, Permanent: st == core.StatusRejected}, false, nil
+	}
+	var current *core.Record
+	cur, err := tx.Get(ctx, op.Kind, op.ID)
+	switch {
+	case err == nil:
+		current = &cur
+	case !errors.Is(err, core.ErrNotFound):
+		return core.PushResult{}, false, fmt.Errorf("read %s/%s: %w", op.Kind, op.ID, err)
+	}
+	if current != nil && !inScope(*current, pl.filter) {
+		return answer(core.StatusNotFound, nil, "no such record")
+	}
+	if current != nil && !op.Force {
+		if op.BaseUpdatedAt.IsZero() || !core.Micro(op.BaseUpdatedAt).Equal(current.UpdatedAt) {
+			return answer(core.StatusConflict, current, "the record changed since the op's base")
+		}
+	}
+	if current == nil {
+		if op.Type == core.OpDelete {
+			return answer(core.StatusNotFound, nil, "no such record")
+		}
+		if !op.BaseUpdatedAt.IsZero() && !op.Force {
+			return answer(core.StatusNotFound, nil, "no such record")
+		}
+	}
+	payload := op.Payload
+	if pl.filter != nil && op.Type == core.OpUpsert {
+		var v json.RawMessage
+		if current != nil {
+			v, _ = fieldRaw(current.Data, pl.filter.Field)
+		} else {
+			if len(pl.filter.Values) == 0 {
+				return answer(core.StatusRejected, nil, "the caller has no scope to create records in")
+			}
+			v, _ = json.Marshal(pl.filter.Values[0])
+		}
+		if payload, err = setField(payload, pl.filter.Field, v); err != nil {
+			return core.PushResult{}, false, err
+		}
+	}
+	if s.opts.Validate != nil {
+		vop := op
+		vop.Payload = payload
+		if err := s.opts.Validate(ctx, p, vop, current); err != nil {
+			if errors.Is(err, core.ErrRejected) {
+				return answer(core.StatusRejected, nil, err.Error())
+			}
+			return core.PushResult{}, false, retryErr{err}
+		}
+	}
+	if op.Type == core.OpDelete && current.Deleted() {
+		// Already a tombstone: nothing changes, but the answer is kept.
+		if err := s.remember(ctx, tx, p, op, pl, current); err != nil {
+			return core.PushResult{}, false, err
+		}
+		return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: current}, false, nil
+	}
+	version, err := s.stamp(ctx, tx, op.Kind, op.ID, pl.early)
+	if err != nil {
+		return core.PushResult{}, false, err
+	}
+	rec := core.Record{Kind: op.Kind, ID: op.ID, UpdatedAt: version, EditedAt: core.Micro(op.EditedAt)}
+	if op.Type == core.OpUpsert {
+		rec.Data = payload
+	} else {
+		rec.Data = current.Data
+		rec.DeletedAt = version
+		if rec.EditedAt.IsZero() {
+			rec.EditedAt = current.EditedAt
+		}
+	}
+	if err := tx.Put(ctx, rec); err != nil {
+		return core.PushResult{}, false, fmt.Errorf("write %s/%s: %w", op.Kind, op.ID, err)
+	}
+	if err := s.remember(ctx, tx, p, op, pl, &rec); err != nil {
+		return core.PushResult{}, false, err
+	}
+	return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: &rec}, true, nil
+}
+
+// remember records the answer to an applied op under (principal, opID).
+func (s *Service) remember(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan, rec *core.Record) error {
+	if op.OpID == "" {
+		return nil
+	}
+	err := tx.PutIdempotent(ctx, core.IdempotencyRecord{
+		Principal: p.ID, OpID: op.OpID, RequestHash: pl.hash,
+		Status: core.StatusApplied, Record: rec, CreatedAt: core.Micro(s.clock.Now()),
+	})
+	if err != nil {
+		return fmt.Errorf("record idempotency key: %w", err)
+	}
+	return nil
+}
+
+// stamp assigns the op's version: the kind's lock is taken by NextVersion,
+// and only then is the clock read (invariant 12).
+func (s *Service) stamp(ctx context.Context, tx core.Tx, kind, id string, early time.Time) (time.Time, error) {
+	if s.stampBeforeLock {
+		if _, err := tx.NextVersion(ctx, kind, early); err != nil {
+			return time.Time{}, fmt.Errorf("version of %s: %w", kind, err)
+		}
+		return early, nil
+	}
+	v, err := tx.NextVersion(ctx, kind, s.clock.Now())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("version of %s: %w", kind, err)
+	}
+	v = core.Micro(v)
+	if s.afterStamp != nil {
+		s.afterStamp(ctx, kind, id, v, true)
+	}
+	return v, nil
+}
+
+// stampEarly is the broken variant kept as a negative control for tests: the
+// version is taken from the clock before the transaction and its lock, so a
+// writer that stamped earlier may commit later, behind a served cursor.
+func (s *Service) stampEarly(ctx context.Context, kind, id string) time.Time {
+	s.stampMu.Lock()
+	v := core.Micro(s.clock.Now())
+	if last := s.lastStamp[kind]; !v.After(last) {
+		v = last.Add(time.Microsecond)
+	}
+	s.lastStamp[kind] = v
+	s.stampMu.Unlock()
+	if s.afterStamp != nil {
+		s.afterStamp(ctx, kind, id, v, false)
+	}
+	return v
+}
+
+func (s *Service) purgeDue() bool {
+	s.purgeMu.Lock()
+	defer s.purgeMu.Unlock()
+	now := s.clock.Now()
+	if !s.lastPurge.IsZero() && now.Sub(s.lastPurge) < purgeEvery {
+		return false
+	}
+	s.lastPurge = now
+	return true
+}
+
+func (s *Service) purgeFailed() {
+	s.purgeMu.Lock()
+	s.lastPurge = time.Time{}
+	s.purgeMu.Unlock()
+}
+
+// requestHash identifies an op's request: kind, id, type, the payload in
+// canonical JSON (upserts), the base and force.
+func requestHash(op core.Op) (string, error) {
+	h := sha256.New()
+	field := func(b []byte) {
+		h.Write(binary.AppendUvarint(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	field([]byte(op.Kind))
+	field([]byte(op.ID))
+	field([]byte(op.Type))
+	if op.Type == core.OpUpsert {
+		c, err := canonicalJSON(op.Payload)
+		if err != nil {
+			return "", err
+		}
+		field(c)
+	} else {
+		field(nil)
+	}
+	if op.BaseUpdatedAt.IsZero() {
+		field(nil)
+	} else {
+		field(binary.BigEndian.AppendUint64(nil, uint64(op.BaseUpdatedAt.UnixMicro())))
+	}
+	if op.Force {
+		field([]byte{1})
+	} else {
+		field([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// canonicalJSON re-encodes a JSON value with sorted keys and no spacing,
+// keeping numbers as written.
+func canonicalJSON(raw json.RawMessage) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", core.ErrInvalid, err)
+	}
+	return json.Marshal(v)
+}

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/offsync/offsync/core"
+)
+
+// Defaults of Options.
+const (
+	DefaultIdempotencyRetention = 30 * 24 * time.Hour
+	DefaultMaxBatch             = 1000
+	DefaultMaxLimit             = 1000
+	DefaultPageLimit            = 500
+)
+
+// purgeEvery is how often a push may purge old idempotency records.
+const purgeEvery = time.Hour
+
+// Options configure a Service. The zero value (or nil) serves only the
+// kinds registered later through DynamicKinds, which is none: set Tables or
+// DynamicKinds.
+type Options struct {
+	// Tables are the kinds served; they are registered on the store by New.
+	Tables []core.Table
+	// DynamicKinds, when set, serves any kind matching it as a document
+	// table, registered on the store the first time it is used.
+	DynamicKinds *regexp.Regexp
+	// Clock stamps versions and ages idempotency records; SystemClock when nil.
+	Clock core.Clock
+	// Validate is the business-rule hook, called for every op that passed
+	// the base and scope checks (forced ops included) with the record as it
+	// stands (nil when missing). An error wrapping core.ErrRejected refuses
+	// the op for good; any other error makes the op a StatusRetry.
+	Validate func(ctx context.Context, p core.Principal, op core.Op, current *core.Record) error
+	// Authenticate turns a bearer token into a principal. When nil every
+	// caller is the anonymous principal (ID ""); when set, calls without a
+	// principal in their context are refused with core.ErrUnauthorized.
+	Authenticate func(ctx context.Context, token string) (core.Principal, error)
+	// Scope limits what a principal sees and writes of a kind: rows whose
+	// Field holds one of Values. A nil filter means the whole kind. An error
+	// wrapping core.ErrForbidden refuses access to the kind. New rows get
+	// Field = Values[0], whatever the client sent.
+	Scope func(ctx context.Context, p core.Principal, kind string) (*core.Filter, error)
+	// IdempotencyRetention is how long the answer to an applied op is kept
+	// (default 30 days).
+	IdempotencyRetention time.Duration
+	// MaxBatch caps the ops of one Push (default 1000).
+	MaxBatch int
+	// MaxLimit caps the rows of one page (default 1000).
+	MaxLimit int
+	// DefaultLimit is the page size when a pull asks for none (default 500).
+	DefaultLimit int
+	// TokenSecret signs page tokens; a random secret per Service when nil
+	// (tokens then do not survive a restart or cross instances).
+	TokenSecret []byte
+	// Logger receives store failures; discarded when nil.
+	Logger *slog.Logger
+}
+
+// Service is the reference authority over a core.Store. It is safe for
+// concurrent use, holds no state a second instance over the same database
+// would need, and does not own the store: Close leaves it open.
+type Service struct {
+	store  core.Store
+	opts   Options
+	clock  core.Clock
+	log    *slog.Logger
+	secret []byte
+
+	kindMu sync.Mutex
+	kinds  map[string]bool
+
+	purgeMu   sync.Mutex
+	lastPurge time.Time
+
+	subMu  sync.RWMutex
+	subs   map[*subscriber]struct{}
+	closed bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	notifier core.Notifier
+
+	// test hooks (set through export_test.go only)
+	afterStamp      func(ctx context.Context, kind, id string, version time.Time, locked bool)
+	stampBeforeLock bool
+	stampMu         sync.Mutex
+	lastStamp       map[string]time.Time
+}
+
+var (
+	_ core.Transport     = (*Service)(nil)
+	_ core.Getter        = (*Service)(nil)
+	_ core.Subscriber    = (*Service)(nil)
+	_ core.Batcher       = (*Service)(nil)
+	_ core.Authenticator = (*Service)(nil)
+)
+
+// New returns an authority over store, registering opts.Tables on it. When
+// the store is a core.Notifier, change notices travel through it, so that
+// every Service sharing the database hears every commit.
+func New(ctx context.Context, store core.Store, opts *Options) (*Service, error) {
+	if store == nil {
+		return nil, fmt.Errorf("server: %w: nil store", core.ErrInvalid)
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Clock == nil {
+		o.Clock = core.SystemClock
+	}
+	if o.IdempotencyRetention == 0 {
+		o.IdempotencyRetention = DefaultIdempotencyRetention
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxLimit == 0 {
+		o.MaxLimit = DefaultMaxLimit
+	}
+	if o.DefaultLimit == 0 {
+		o.DefaultLimit = DefaultPageLimit
+	}
+	if o.IdempotencyRetention < 0 || o.MaxBatch < 0 || o.MaxLimit < 0 || o.DefaultLimit < 0 {
+		return nil, fmt.Errorf("server: %w: negative option", core.ErrInvalid)
+	}
+	if o.DefaultLimit > o.MaxLimit {
+		o.DefaultLimit = o.MaxLimit
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secret := o.TokenSecret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, fmt.Errorf("server: token secret: %w", err)
+		}
+	}
+	s := &Service{
+		store:     store,
+		opts:      o,
+		clock:     o.Clock,
+		log:       log,
+		secret:    secret,
+		kinds:     map[string]bool{},
+		subs:      map[*subscriber]struct{}{},
+		lastStamp: map[string]time.Time{},
+	}
+	for _, t := range o.Tables {
+		if t == nil {
+			return nil, fmt.Errorf("server: %w: nil table", core.ErrInvalid)
+		}
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("server: table %q: %w", t.Kind(), err)
+		}
+		if s.kinds[t.Kind()] {
+			return nil, fmt.Errorf("server: %w: kind %q given twice", core.ErrInvalid, t.Kind())
+		}
+		s.kinds[t.Kind()] = true
+	}
+	if len(o.Tables) > 0 {
+		if err := store.Register(ctx, o.Tables...); err != nil {
+			return nil, fmt.Errorf("server: register tables: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if n, ok := store.(core.Notifier); ok {
+		ch, err := n.Listen(s.ctx)
+		if err != nil {
+			s.cancel()
+			return nil, fmt.Errorf("server: listen for change notices: %w", err)
+		}
+		s.notifier = n
+		s.wg.Add(1)
+		go s.listen(ch)
+	}
+	return s, nil
+}
+
+// Close stops the service: subscriptions end and later calls fail with
+// core.ErrClosed. The store stays open.
+func (s *Service) Close() error {
+	s.subMu.Lock()
+	if s.closed {
+		s.subMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.subMu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Service) checkOpen() error {
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("server: %w", core.ErrClosed)
+	}
+	return nil
+}
+
+// BatchLimits implements core.Batcher.
+func (s *Service) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
+	return core.BatchLimits{MaxOps: s.opts.MaxBatch}, nil
+}
+
+// Authenticate implements core.Authenticator with Options.Authenticate; with
+// no hook every token (or none) is the anonymous principal.
+func (s *Service) Authenticate(ctx context.Context, token string) (core.Principal, error) {
+	if s.opts.Authenticate == nil {
+		return core.Principal{}, nil
+	}
+	p, err := s.opts.Authenticate(ctx, token)
+	if err != nil {
+		if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrUnavailable) {
+			return core.Principal{}, err
+		}
+		return core.Principal{}, fmt.Errorf("server: authenticate: %w: %v", core.ErrUnauthorized, err)
+	}
+	return p, nil
+}
+
+// principal returns the caller of ctx.
+func (s *Service) principal(ctx context.Context) (core.Principal, error) {
+	if p, ok := core.PrincipalFrom(ctx); ok {
+		return p, nil
+	}
+	if s.opts.Authenticate != nil {
+		return core.Principal{}, fmt.Errorf("server: %w: no principal", core.ErrUnauthorized)
+	}
+	return core.Principal{}, nil
+}
+
+// ensureKind checks that kind is served, registering a dynamic kind on first
+// use. It must not run inside a store transaction.
+func (s *Service) ensureKind(ctx context.Context, kind string) error {
+	s.kindMu.Lock()
+	defer s.kindMu.Unlock()
+	if s.kinds[kind] {
+		return nil
+	}
+	if s.opts.DynamicKinds == nil || !s.opts.DynamicKinds.MatchString(kind) {
+		return fmt.Errorf("server: %w: %q", core.ErrUnknownKind, kind)
+	}
+	if err := core.CheckKind(kind); err != nil {
+		return fmt.Errorf("server: %w: %q: %v", core.ErrUnknownKind, kind, err)
+	}
+	if err := s.store.Register(ctx, core.Documents(kind)); err != nil {
+		return fmt.Errorf("server: register kind %q: %w: %v", kind, core.ErrUnavailable, err)
+	}
+	s.kinds[kind] = true
+	return nil
+}
+
+// scope returns the caller's filter for kind; an empty Values filter means
+// nothing is visible.
+func (s *Service) scope(ctx context.Context, p core.Principal, kind string) (*core.Filter, error) {
+	if s.opts.Scope == nil {
+		return nil, nil
+	}
+	f, err := s.opts.Scope(ctx, p, kind)
+	if err != nil {
+		switch {
+		case errors.Is(err, core.ErrForbidden), errors.Is(err, core.ErrUnauthorized),
+			errors.Is(err, core.ErrUnavailable), errors.Is(err, core.ErrNotFound),
+			errors.Is(err, core.ErrRejected):
+			return nil, fmt.Errorf("server: scope of %q: %w", kind, err)
+		}
+		return nil, fmt.Errorf("server: scope of %q: %w: %v", kind, core.ErrUnavailable, err)
+	}
+	if f != nil && f.Field == "" {
+		return nil, fmt.Errorf("server: scope of %q: %w: filter without a field", kind, core.ErrInvalid)
+	}
+	return f, nil
+}
+
+// storeErr wraps a store failure of a whole call as retryable, keeping the
+// store's own error in the chain.
+func storeErr(what string, err error) error {
+	if errors.Is(err, core.ErrUnavailable) {
+		return fmt.Errorf("server: %s: %w", what, err)
+	}
+	return fmt.Errorf("server: %s: %w: %w", what, core.ErrUnavailable, err)
+}
