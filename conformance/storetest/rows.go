@@ -312,9 +312,10 @@ func TestApplyPageKeepsPendingRows(t *testing.T, h Harness) {
 		if kind == ItemKind {
 			other = NoteKind
 		}
-		enqueue(t, s, upsertOp("op-other-"+kind, other, "free"))
+		free := "free-" + kind
+		enqueue(t, s, upsertOp("op-other-"+kind, other, free))
 		var page []core.Record
-		for _, id := range []string{"p", "f", "d", "x", "free"} {
+		for _, id := range []string{"p", "f", "d", "x", free} {
 			page = append(page, mk(id, "server "+id, "o", at(9)))
 		}
 		res := apply(t, s, kind, page...)
@@ -324,7 +325,7 @@ func TestApplyPageKeepsPendingRows(t *testing.T, h Harness) {
 		for _, l := range locals {
 			sameRecord(t, mustGet(t, s, kind, l.ID), l)
 		}
-		sameRecord(t, mustGet(t, s, kind, "free"), page[4])
+		sameRecord(t, mustGet(t, s, kind, free), page[4])
 		update(t, s, func(ctx context.Context, tx core.Tx) error { return tx.DeleteOp(ctx, "op-"+kind+"-p") })
 		res = apply(t, s, kind, page[0])
 		if res != (core.ApplyResult{Upserts: 1}) {

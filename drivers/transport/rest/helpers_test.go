@@ -3,6 +3,7 @@ package rest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -151,3 +152,5 @@ func fields(t testing.TB, r core.Record) map[string]any {
 }
 
 var testTimeout = 10 * time.Second
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
