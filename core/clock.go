@@ -36,13 +36,31 @@ func (t sysTimer) Stop() bool          { return t.t.Stop() }
 // ManualClock is a Clock that moves only when told to. Timers fire when
 // Advance passes their deadline.
 type ManualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*manualTimer
+	mu      sync.Mutex
+	now     time.Time
+	timers  []*manualTimer
+	changed chan struct{} // closed and replaced when timers are added
 }
 
 // NewManualClock returns a ManualClock reading t.
-func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
+func NewManualClock(t time.Time) *ManualClock {
+	return &ManualClock{now: t, changed: make(chan struct{})}
+}
+
+// BlockUntil waits until at least n timers are pending, so a test can move
+// the clock only once the code under test has armed its timers.
+func (c *ManualClock) BlockUntil(n int) {
+	for {
+		c.mu.Lock()
+		if len(c.timers) >= n {
+			c.mu.Unlock()
+			return
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		<-ch
+	}
+}
 
 // Now implements Clock.
 func (c *ManualClock) Now() time.Time {
@@ -85,6 +103,8 @@ func (c *ManualClock) NewTimer(d time.Duration) Timer {
 		tm.c <- c.now
 	} else {
 		c.timers = append(c.timers, tm)
+		close(c.changed)
+		c.changed = make(chan struct{})
 	}
 	c.mu.Unlock()
 	return tm

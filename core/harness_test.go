@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -242,3 +243,5 @@ func openStoreAt(t testing.TB, path string) *sqlite.Store {
 // serverOptionsClock stamps versions with microseconds that a truncation
 // would lose.
 var serverOptionsClock = server.Options{Clock: core.NewManualClock(t0)}
+
+func tempDir() (string, error) { return os.MkdirTemp("", "offsync-bench-") }

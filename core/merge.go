@@ -26,6 +26,11 @@ import (
 
 // DefaultMerge returns server's fields with local's laid over them, field by
 // field without looking inside values ({...server, ...local}).
+//
+// Like every merge helper, it takes values as Record.Fields decodes them
+// (other Go values are converted through encoding/json first), compares
+// numbers by value, never modifies its inputs and returns a map that shares
+// nothing with them.
 func DefaultMerge(local, server map[string]any) map[string]any {
 	out := plainMap(server)
 	for k, v := range plainMap(local) {

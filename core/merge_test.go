@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -154,6 +155,8 @@ func TestThreeWayMerge(t *testing.T) {
 			[]string{"tags"}, `{"tags":["s","a","l"]}`},
 		{"tag removed on the server stays removed", `{"tags":["a","b"]}`, `{"tags":["a","b","c"]}`,
 			`{"tags":["b"]}`, nil, `{"tags":["b","c"]}`},
+		{"duplicates in the server list dropped", `{"tags":["a"]}`, `{"tags":["a","l","l"]}`, `{"tags":["s","s","a"]}`, nil,
+			`{"tags":["s","a","l"]}`},
 		{"tag removed on both sides", `{"tags":["a","b"]}`, `{"tags":["a"]}`, `{"tags":["a"]}`, nil, `{"tags":["a"]}`},
 		{"tag added on both sides once", `{"tags":[]}`, `{"tags":["x","y"]}`, `{"tags":["y","x"]}`, nil,
 			`{"tags":["y","x"]}`},
@@ -416,4 +419,41 @@ type mergeTB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)
+}
+
+func TestMergeValueKinds(t *testing.T) {
+	// Every Go number kind equals the json.Number of the same value.
+	for _, n := range []any{int(2), int8(2), int16(2), int32(2), int64(2), uint(2), uint8(2), uint16(2),
+		uint32(2), uint64(2), float32(2), float64(2), json.Number("2"), json.Number("2.0"), json.Number("20e-1")} {
+		got := ThreeWayMerge(map[string]any{"n": json.Number("1")}, map[string]any{"n": n},
+			map[string]any{"n": json.Number("2")}, nil)
+		if !equalValues(got["n"], json.Number("2")) {
+			t.Errorf("%T %v: got %#v", n, n, got["n"])
+		}
+		u := DeepMerge(map[string]any{"l": []any{n}}, map[string]any{"l": []any{json.Number("2")}})
+		if l := u["l"].([]any); len(l) != 1 {
+			t.Errorf("%T %v: union %v", n, n, l)
+		}
+	}
+	// Values that are not numbers never equal numbers.
+	for _, v := range []any{json.Number("x"), math.NaN(), math.Inf(1), "2", true, nil} {
+		if equalValues(v, json.Number("2")) || equalValues(json.Number("2"), v) {
+			t.Errorf("%#v equals 2", v)
+		}
+	}
+	// Scalars of every kind, as list items, are matched by value.
+	l := []any{true, false, nil, "s", json.Number("1"), map[string]any{"id": nil}, map[string]any{"id": []any{1}}}
+	got := DeepMerge(map[string]any{"l": l}, map[string]any{"l": slices.Clone(l)})
+	if g := got["l"].([]any); len(g) != len(l) {
+		t.Errorf("union of equal lists: %v", g)
+	}
+	// A value encoding/json cannot handle is an opaque scalar.
+	ch := make(chan int)
+	got = DeepMerge(map[string]any{"c": ch, "l": []any{ch}}, map[string]any{"c": 1, "l": []any{ch}})
+	if got["c"] != ch || len(got["l"].([]any)) != 1 {
+		t.Errorf("opaque values: %#v", got)
+	}
+	if equalValues(ch, make(chan int)) || !equalValues(ch, ch) {
+		t.Error("opaque values compare by identity")
+	}
 }

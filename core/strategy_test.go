@@ -434,13 +434,16 @@ func TestMergeWith(t *testing.T) {
 	})
 }
 
-type fixedBatchResolver struct{ res []Resolution }
+type fixedBatchResolver struct {
+	res []Resolution
+	err error
+}
 
 func (b fixedBatchResolver) Resolve(context.Context, Conflict) (Resolution, error) {
 	return b.res[0], nil
 }
 func (b fixedBatchResolver) ResolveBatch(_ context.Context, cs []Conflict) ([]Resolution, error) {
-	return b.res, nil
+	return b.res, b.err
 }
 
 func TestManual(t *testing.T) {
@@ -482,6 +485,10 @@ func TestManual(t *testing.T) {
 		}
 		if _, err := br.ResolveBatch(ctx, []Conflict{c}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("wrong count: err = %v, want ErrInvalid", err)
+		}
+		failing := Manual(fixedBatchResolver{err: errMergeFailed}).(BatchResolver)
+		if _, err := failing.ResolveBatch(ctx, []Conflict{c}); !errors.Is(err, errMergeFailed) {
+			t.Fatalf("err = %v, want errMergeFailed", err)
 		}
 	})
 	for _, bad := range []Resolution{{}, {Action: 99}, {Action: ActionAcceptMerged}} {

@@ -140,48 +140,81 @@ type pulled struct {
 	err  error
 }
 
+// fetch requests a page in the background, so that the next page travels
+// and decodes while the current one is applied.
+func (e *Engine) fetchPage(ctx context.Context, req PullRequest) <-chan pulled {
+	ch := make(chan pulled, 1)
+	go func() {
+		p, err := e.tr.Pull(ctx, req)
+		ch <- pulled{p, err}
+	}()
+	return ch
+}
+
 func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 	cursor, err := e.Cursor(ctx, kind)
 	if err != nil {
 		return e.fail(kind, fmt.Errorf("offsync: read cursor of %q: %w", kind, err), false, st)
 	}
-	resetDone, tokenRetried := false, false
-	token := ""
+	ctx, cancel := context.WithCancel(ctx)
+	var inflight <-chan pulled
+	defer func() {
+		cancel()
+		if inflight != nil {
+			<-inflight
+		}
+	}()
+	first := PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}
+	inflight = e.fetchPage(ctx, first)
+	resetDone, tokenRetried, withToken := false, false, false
 	for {
-		page, err := e.tr.Pull(ctx, PullRequest{Kind: kind, After: cursor, PageToken: token, Limit: e.opts.PageSize})
+		res := <-inflight
+		inflight = nil
+		page, err := res.page, res.err
 		switch {
 		case errors.Is(err, ErrResetRequired) && !resetDone:
 			resetDone = true
 			if err := e.startResync(ctx, kind, true, "reset_required"); err != nil {
 				return e.fail(kind, err, false, st)
 			}
-			cursor, token = Cursor{}, ""
+			cursor = Cursor{}
+			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, Limit: e.opts.PageSize}), false
 			continue
-		case errors.Is(err, ErrBadCursor) && token != "" && !tokenRetried:
-			tokenRetried = true // the walk restarts from the stored cursor
-			token = ""
+		case errors.Is(err, ErrBadCursor) && withToken && !tokenRetried:
+			// A token the authority no longer reads (another instance, a
+			// restart): the walk starts again from the last applied row.
+			tokenRetried = true
+			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}), false
 			continue
 		case err != nil:
 			return e.fail(kind, fmt.Errorf("offsync: pull %q: %w", kind, err), Retryable(err), st)
 		}
-		next, err := e.applyPage(ctx, kind, cursor, page, st)
+		next, err := checkPage(kind, cursor, page.Records)
 		if err != nil {
 			return e.fail(kind, err, false, st)
 		}
+		more := page.NextPageToken != "" && len(page.Records) > 0
+		if more {
+			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, After: next, PageToken: page.NextPageToken, Limit: e.opts.PageSize}), true
+		}
+		if err := e.applyPage(ctx, kind, next, page, st); err != nil {
+			return e.fail(kind, err, false, st)
+		}
 		cursor = next
-		if page.NextPageToken == "" || len(page.Records) == 0 {
+		if !more {
 			break
 		}
-		token = page.NextPageToken
 	}
 	return e.finishResync(ctx, kind)
 }
 
-// applyPage checks a page and commits its rows with the cursor after it.
-func (e *Engine) applyPage(ctx context.Context, kind string, cursor Cursor, page Page, st *Stats) (Cursor, error) {
+// checkPage validates a page of kind after cursor and returns the cursor
+// after it: every record of the kind, with an id and a version, in strictly
+// increasing (updated_at, id) order after the cursor.
+func checkPage(kind string, cursor Cursor, recs []Record) (Cursor, error) {
 	next := cursor
-	for i := range page.Records {
-		r := &page.Records[i]
+	for i := range recs {
+		r := &recs[i]
 		if r.Kind == "" {
 			r.Kind = kind
 		}
@@ -190,12 +223,17 @@ func (e *Engine) applyPage(ctx context.Context, kind string, cursor Cursor, page
 		}
 		if !next.Before(r.UpdatedAt, r.ID) {
 			return cursor, fmt.Errorf("%w: pull %q: record %s/%s is not after the cursor (%s, %s): the feed must be ordered by (updated_at, id)",
-				ErrInvalid, kind, r.UpdatedAt.Format(TimeLayout), r.ID, FormatTime(next.UpdatedAt), next.ID)
+				ErrInvalid, kind, FormatTime(r.UpdatedAt), r.ID, FormatTime(next.UpdatedAt), next.ID)
 		}
 		next = Cursor{UpdatedAt: r.UpdatedAt, ID: r.ID}
 	}
+	return next, nil
+}
+
+// applyPage commits a checked page with the cursor after it.
+func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page Page, st *Stats) error {
 	if len(page.Records) == 0 {
-		return cursor, nil
+		return nil
 	}
 	var res ApplyResult
 	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
@@ -208,12 +246,12 @@ func (e *Engine) applyPage(ctx context.Context, kind string, cursor Cursor, page
 		return tx.SetCursor(ctx, kind, next)
 	})
 	if err != nil {
-		return cursor, fmt.Errorf("offsync: apply page of %q: %w", kind, err)
+		return fmt.Errorf("offsync: apply page of %q: %w", kind, err)
 	}
 	st.Pulled += res.Upserts + res.Deletes
 	st.Kept += res.Kept
 	e.emit(PagePulled{At: e.at(), Kind: kind, Upserts: res.Upserts, Deletes: res.Deletes, Kept: res.Kept, Remaining: page.Remaining})
-	return next, nil
+	return nil
 }
 
 // ---- resync ----

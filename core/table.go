@@ -101,6 +101,11 @@ type TypedTable[T any] struct {
 	syncIdx  []int
 	local    []string // SQL column names
 	localKey []string // JSON names to strip
+	// shadow is a struct type holding only the business fields (with their
+	// json tags), so a record's data is one json.Marshal; nil when the model
+	// has embedded structs other than SyncColumns, which take the slow path.
+	shadow   reflect.Type
+	business [][]int // field indexes of the business fields in the model
 }
 
 // NewTable describes the typed kind kind over the bun model T. Problems with
@@ -123,13 +128,21 @@ func (t *TypedTable[T]) inspect() error {
 		return fmt.Errorf("%w: table %q: model %v is not a struct", ErrInvalid, t.kind, t.typ)
 	}
 	syncType := reflect.TypeFor[SyncColumns]()
+	var shadow []reflect.StructField
+	fast := true
 	for i := 0; i < t.typ.NumField(); i++ {
 		f := t.typ.Field(i)
 		if f.Anonymous && f.Type == syncType {
 			t.syncIdx = f.Index
 			continue
 		}
-		if !f.IsExported() || f.Name == "BaseModel" {
+		if f.Name == "BaseModel" {
+			continue
+		}
+		if f.Anonymous {
+			fast = false
+		}
+		if !f.IsExported() {
 			continue
 		}
 		jsonName, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -164,6 +177,11 @@ func (t *TypedTable[T]) inspect() error {
 		if err := CheckFieldName(jsonName); err != nil {
 			return fmt.Errorf("table %q: field %s: %w", t.kind, f.Name, err)
 		}
+		t.business = append(t.business, f.Index)
+		shadow = append(shadow, reflect.StructField{Name: f.Name, Type: f.Type, Tag: reflect.StructTag(`json:"` + f.Tag.Get("json") + `"`)})
+	}
+	if fast {
+		t.shadow = reflect.StructOf(shadow)
 	}
 	if t.syncIdx == nil {
 		return fmt.Errorf("%w: table %q: model %v does not embed core.SyncColumns", ErrInvalid, t.kind, t.typ)
@@ -237,6 +255,19 @@ func (t *TypedTable[T]) Record(m *T) (Record, error) {
 		UpdatedAt: sc.UpdatedAt.Time,
 		DeletedAt: sc.DeletedAt.Time,
 		EditedAt:  sc.EditedAt.Time,
+	}
+	if t.shadow != nil {
+		sv := reflect.New(t.shadow)
+		se := sv.Elem()
+		for i, idx := range t.business {
+			se.Field(i).Set(v.FieldByIndex(idx))
+		}
+		data, err := json.Marshal(sv.Interface())
+		if err != nil {
+			return Record{}, fmt.Errorf("%w: table %q: %v", ErrInvalid, t.kind, err)
+		}
+		rec.Data = data
+		return rec, nil
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {

@@ -418,3 +418,18 @@ func TestClosedService(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+func TestStoreFailureIsUnavailable(t *testing.T) {
+	ctx := t.Context()
+	svc, st := newService(t, nil)
+	mustApply(t, ctx, svc, upsert("1", "note", "a", `{}`, time.Time{}))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Push(ctx, []core.Op{upsert("2", "note", "b", `{}`, time.Time{})}); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("push on a closed store: %v, want ErrUnavailable", err)
+	}
+	if _, err := svc.Pull(ctx, core.PullRequest{Kind: "note"}); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("pull on a closed store: %v, want ErrUnavailable", err)
+	}
+}

@@ -24,9 +24,8 @@ const (
 // purgeEvery is how often a push may purge old idempotency records.
 const purgeEvery = time.Hour
 
-// Options configure a Service. The zero value (or nil) serves only the
-// kinds registered later through DynamicKinds, which is none: set Tables or
-// DynamicKinds.
+// Options configure a Service; nil takes every default. A Service serves
+// the kinds of Tables and, when DynamicKinds is set, the kinds matching it.
 type Options struct {
 	// Tables are the kinds served; they are registered on the store by New.
 	Tables []core.Table

@@ -137,7 +137,7 @@ type cutBody struct {
 }
 
 func (b *cutBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
+	if b.left <= 0 {
 		// A body that ends right here is not cut.
 		var probe [1]byte
 		if n, err := b.rc.Read(probe[:]); n == 0 && err == io.EOF {

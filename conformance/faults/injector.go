@@ -159,10 +159,11 @@ type Options struct {
 	// the call fires (at most one rule per fault: the first).
 	Rules []Rule
 	// Checkpoint, when set, is called by the wrappers around each write:
-	// with AfterRequestSent just before a Push reaches the inner transport
-	// (or once a non-GET HTTP request is written), and with
-	// AfterAuthorityCommit when its answer is back, before the caller sees
-	// it. Crasher.Checkpoint fits here.
+	// with AfterRequestSent once a Push is on its way (before the inner
+	// transport gets it, dropped requests included) or a non-GET HTTP
+	// request is written, and with AfterAuthorityCommit when the inner call
+	// succeeded, before the caller sees its answer. Pulls, gets and GET
+	// requests hit no point. Crasher.Checkpoint fits here.
 	Checkpoint func(point string)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/internal/bunstore"
@@ -206,10 +207,19 @@ func send(ctx context.Context, ch chan<- core.Notice, n core.Notice) bool {
 
 // notify runs pg_notify in the transaction carried by ctx, or in one of its own.
 func (s *Store) notify(ctx context.Context, msg string) error {
-	return s.Store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
-		if _, err := bunstore.Bun(tx).ExecContext(ctx, "SELECT pg_notify(?, ?)", s.channel, msg); err != nil {
+	exec := func(ctx context.Context, db bun.IDB) error {
+		if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", s.channel, msg); err != nil {
 			return fmt.Errorf("offsync: postgres: announce: %w", err)
 		}
 		return nil
+	}
+	if tx := s.TxFrom(ctx); tx != nil {
+		if tx.ReadOnly() {
+			return fmt.Errorf("%w: postgres: announce inside View", core.ErrInvalid)
+		}
+		return exec(ctx, tx.Bun())
+	}
+	return s.Store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		return exec(ctx, bunstore.Bun(tx))
 	})
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -298,28 +299,7 @@ func TestNextVersionWaitsForTheHolder(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the second transaction waits on a lock (a condition; the
-	// deadline only guards against a hang).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		if err := s.DB().NewRaw(`SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(ctx, &waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting == 1 {
-			break
-		}
-		select {
-		case v := <-second:
-			t.Fatalf("second NextVersion returned %v while the first transaction held the lock", v)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("second transaction never waited on the lock")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForLockWaiter(t, s, second)
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -344,5 +324,85 @@ func TestStoreDriverIsRegistered(t *testing.T) {
 	defer st.Close()
 	if _, ok := st.(core.Notifier); !ok {
 		t.Fatal("opened store is not a core.Notifier")
+	}
+}
+
+// TestWriteReadWaitsForAWriterOfTheKind: in a write transaction, reading a
+// kind takes its lock, so two authority writers cannot both read the same
+// version of a record (at READ COMMITTED that would let both pass the base
+// check, and the later silently overwrite the earlier).
+func TestWriteReadWaitsForAWriterOfTheKind(t *testing.T) {
+	s := open(t, pgtest.New(t), core.Documents("todo"))
+	ctx := t.Context()
+	read := make(chan struct{})
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+			if _, err := tx.Get(ctx, "todo", "x"); !errors.Is(err, core.ErrNotFound) {
+				return fmt.Errorf("first Get: %v, want ErrNotFound", err)
+			}
+			close(read)
+			<-release
+			v, err := tx.NextVersion(ctx, "todo", time.Now())
+			if err != nil {
+				return err
+			}
+			return tx.Put(ctx, core.Record{Kind: "todo", ID: "x", UpdatedAt: v, Data: []byte(`{"by":"first"}`)})
+		})
+	}()
+	<-read
+	got := make(chan core.Record, 1)
+	second := make(chan error, 1)
+	go func() {
+		second <- s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+			rec, err := tx.Get(ctx, "todo", "x")
+			got <- rec
+			return err
+		})
+	}()
+	waitForLockWaiter(t, s, got)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second Get after the first committed: %v", err)
+	}
+	if rec := <-got; string(rec.Data) != `{"by":"first"}` {
+		t.Fatalf("second read %s, want the first writer's row", rec.Data)
+	}
+	// Read transactions never wait.
+	if err := s.View(ctx, func(ctx context.Context, tx core.Tx) error {
+		_, err := tx.Get(ctx, "todo", "x")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForLockWaiter returns once one backend of the test database waits on a
+// lock; early fails the test if the blocked side finished instead.
+func waitForLockWaiter[T any](t *testing.T, s *postgres.Store, early <-chan T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // guards against a hang only
+	for {
+		var waiting int
+		if err := s.DB().NewRaw(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(t.Context(), &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 1 {
+			return
+		}
+		select {
+		case v := <-early:
+			t.Fatalf("returned %v while another transaction held the kind's lock", v)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no transaction waited on the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -378,14 +378,8 @@ func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 	return core.BatchLimits{MaxOps: perOpBatch}, nil
 }
 
-// pageBody is the envelope of a pull answer; items are split by hand.
-type pageBody struct {
-	Items         []json.RawMessage `json:"items"`
-	NextPageToken *string           `json:"nextPageToken"`
-	Remaining     *int64            `json:"remaining"`
-}
-
-// Pull implements core.Transport.
+// Pull implements core.Transport. Within a walk it sends the page token;
+// otherwise updatedSince and afterId from req.After.
 func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	if req.Kind == "" {
 		return core.Page{}, fmt.Errorf("rest: pull: %w: empty kind", core.ErrInvalid)
@@ -423,29 +417,69 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 	return decodePage(req.Kind, r.body)
 }
 
-// decodePage parses a pull answer.
+// decodePage parses a pull answer: {"items":[...],"nextPageToken":T|null,
+// "remaining":N}. The records' data share one buffer.
 func decodePage(kind string, body []byte) (core.Page, error) {
+	bad := func(why string) (core.Page, error) {
+		return core.Page{}, fmt.Errorf("rest: pull %s: %w: %s", kind, core.ErrInvalid, why)
+	}
 	if !json.Valid(body) {
 		return core.Page{}, fmt.Errorf("rest: pull %s: %w: the answer is not JSON", kind, core.ErrUnavailable)
 	}
-	var pb pageBody
-	if err := json.Unmarshal(body, &pb); err != nil {
-		return core.Page{}, fmt.Errorf("rest: pull %s: %w: %v", kind, core.ErrInvalid, err)
-	}
-	page := core.Page{Records: make([]core.Record, 0, len(pb.Items)), Remaining: -1}
+	page := core.Page{Remaining: -1}
 	arena := make([]byte, 0, len(body))
-	for _, it := range pb.Items {
-		rec, err := decodeRecord(kind, it, &arena)
-		if err != nil {
-			return core.Page{}, fmt.Errorf("rest: pull %s: %w", kind, err)
+	var haveItems bool
+	err := eachField(body, func(key, val []byte) error {
+		switch keyName(key) {
+		case "items":
+			if isNull(val) {
+				return nil
+			}
+			haveItems = true
+			n := 0
+			for _, c := range val { // a cheap upper bound of the element count
+				if c == '{' {
+					n++
+				}
+			}
+			page.Records = make([]core.Record, 0, min(n, 1<<16))
+			return eachElement(val, func(it []byte) error {
+				rec, err := decodeRecord(kind, it, &arena)
+				if err != nil {
+					return err
+				}
+				page.Records = append(page.Records, rec)
+				return nil
+			})
+		case "nextPageToken":
+			if isNull(val) {
+				return nil
+			}
+			s, ok := rawString(val)
+			if !ok {
+				return fmt.Errorf("%w: nextPageToken must be a string or null", core.ErrInvalid)
+			}
+			page.NextPageToken = s
+		case "remaining":
+			if isNull(val) {
+				return nil
+			}
+			n, err := strconv.ParseInt(string(val), 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%w: remaining must be a count", core.ErrInvalid)
+			}
+			page.Remaining = n
 		}
-		page.Records = append(page.Records, rec)
+		return nil
+	})
+	if errors.Is(err, errNotObject) {
+		return bad("the answer is not {\"items\":[...]}")
 	}
-	if pb.NextPageToken != nil {
-		page.NextPageToken = *pb.NextPageToken
+	if err != nil {
+		return core.Page{}, fmt.Errorf("rest: pull %s: %w", kind, err)
 	}
-	if pb.Remaining != nil {
-		page.Remaining = *pb.Remaining
+	if !haveItems {
+		return bad("the answer has no items")
 	}
 	return page, nil
 }

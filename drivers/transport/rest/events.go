@@ -28,14 +28,12 @@ type noticeWire struct {
 
 // Subscribe implements core.Subscriber over GET /events (server-sent
 // events). It needs "events" in /health; otherwise the error wraps
-// errors.ErrUnsupported and the engine keeps its timer. It returns once the
+// errors.ErrUnsupported and the engine keeps its timer. No kinds means
+// every kind the authority lets the caller read. It returns once the
 // response headers have arrived, so the subscription is in force. A broken
 // stream is re-opened with backoff and a Notice with Gap set follows each
 // reconnect. The channel is closed when ctx is done.
 func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
-	if len(kinds) == 0 {
-		return nil, fmt.Errorf("rest: subscribe: %w: no kinds", core.ErrInvalid)
-	}
 	h, err := c.probe(ctx)
 	if err != nil {
 		return nil, err
@@ -55,7 +53,11 @@ func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Not
 // openStream sends GET /events and returns the body once the headers are in.
 // Timeout bounds only the wait for the headers.
 func (c *Client) openStream(ctx context.Context, kinds []string) (io.ReadCloser, error) {
-	target := c.url("/events", url.Values{"kinds": {strings.Join(kinds, ",")}})
+	var q url.Values
+	if len(kinds) > 0 {
+		q = url.Values{"kinds": {strings.Join(kinds, ",")}}
+	}
+	target := c.url("/events", q)
 	for attempt := 0; ; attempt++ {
 		tok, err := c.bearer(ctx, attempt > 0)
 		if err != nil {

@@ -813,7 +813,8 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
-// events serves GET /events as server-sent events. The subscription is
+// events serves GET /events as server-sent events; without kinds= the
+// transport decides what "every kind" is. The subscription is
 // made before the headers are written, so a client that pulls after seeing
 // them misses nothing.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
@@ -832,10 +833,6 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 				kinds = append(kinds, k)
 			}
 		}
-	}
-	if len(kinds) == 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", "kinds=a,b is required")
-		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -126,6 +126,74 @@ func keyName(raw []byte) string {
 	return string(inner)
 }
 
+// The system fields of a record object.
+const (
+	keyOther = iota
+	keyID
+	keyUpdated
+	keyDeleted
+	keyEdited
+)
+
+// sysKey classifies a raw key token without allocating.
+func sysKey(raw []byte) int {
+	inner := raw[1 : len(raw)-1]
+	if hasEscape(inner) {
+		return sysName(keyName(raw))
+	}
+	switch string(inner) {
+	case "id":
+		return keyID
+	case "updated_at", "updatedAt":
+		return keyUpdated
+	case "deleted_at", "deletedAt":
+		return keyDeleted
+	case "edited_at", "editedAt":
+		return keyEdited
+	}
+	return keyOther
+}
+
+func sysName(s string) int {
+	switch s {
+	case "id":
+		return keyID
+	case "updated_at", "updatedAt":
+		return keyUpdated
+	case "deleted_at", "deletedAt":
+		return keyDeleted
+	case "edited_at", "editedAt":
+		return keyEdited
+	}
+	return keyOther
+}
+
+// eachElement calls fn with every raw element of the JSON array b (valid JSON).
+func eachElement(b []byte, fn func(val []byte) error) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errNotObject
+	}
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return errNotObject
+		}
+		switch b[i] {
+		case ']':
+			return nil
+		case ',':
+			i = skipWS(b, i+1)
+		}
+		vs := i
+		i = skipValue(b, i)
+		if err := fn(b[vs:i]); err != nil {
+			return err
+		}
+	}
+}
+
 func hasEscape(raw []byte) bool {
 	for _, c := range raw {
 		if c == '\\' {
@@ -180,8 +248,8 @@ func decodeRecord(kind string, b []byte, arena *[]byte) (core.Record, error) {
 	first := true
 	err := eachField(b, func(key, val []byte) error {
 		var err error
-		switch keyName(key) {
-		case "id":
+		switch sysKey(key) {
+		case keyID:
 			if s, ok := rawString(val); ok {
 				r.ID = s
 			} else if len(val) > 0 && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
@@ -190,12 +258,12 @@ func decodeRecord(kind string, b []byte, arena *[]byte) (core.Record, error) {
 				return fmt.Errorf("%w: record id must be a string", core.ErrInvalid)
 			}
 			haveID = true
-		case "updated_at", "updatedAt":
+		case keyUpdated:
 			r.UpdatedAt, err = rawTime("updated_at", val)
 			haveUpdated = !r.UpdatedAt.IsZero()
-		case "deleted_at", "deletedAt":
+		case keyDeleted:
 			r.DeletedAt, err = rawTime("deleted_at", val)
-		case "edited_at", "editedAt":
+		case keyEdited:
 			r.EditedAt, err = rawTime("edited_at", val)
 		default:
 			if !first {
@@ -347,16 +415,34 @@ func splitBody(b []byte, id string) (bodyFields, error) {
 	out := make([]byte, 0, len(b)+2)
 	out = append(out, '{')
 	first := true
+	// Duplicate names are refused: a linear scan for small objects, a set
+	// beyond that.
+	var names []string
 	var seen map[string]struct{}
 	err := eachField(b, func(key, val []byte) error {
 		name := keyName(key)
-		if seen == nil {
-			seen = make(map[string]struct{}, 8)
+		dup := false
+		if seen != nil {
+			_, dup = seen[name]
+			seen[name] = struct{}{}
+		} else {
+			for _, n := range names {
+				if n == name {
+					dup = true
+					break
+				}
+			}
+			names = append(names, name)
+			if len(names) > 16 {
+				seen = make(map[string]struct{}, 32)
+				for _, n := range names {
+					seen[n] = struct{}{}
+				}
+			}
 		}
-		if _, dup := seen[name]; dup {
+		if dup {
 			return fmt.Errorf("%w: field %q appears twice", core.ErrInvalid, name)
 		}
-		seen[name] = struct{}{}
 		var err error
 		switch name {
 		case "id":

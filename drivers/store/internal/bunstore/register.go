@@ -52,6 +52,9 @@ func (s *Store) Kinds() []core.Table {
 // called again with more tables; a kind registered again must keep its
 // model.
 func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
+	if s.txFrom(ctx) != nil {
+		return fmt.Errorf("%w: Register inside a transaction", core.ErrInvalid)
+	}
 	s.schemaMu.Lock()
 	defer s.schemaMu.Unlock()
 

@@ -69,6 +69,9 @@ func (t *Tx) Get(ctx context.Context, kind, id string) (core.Record, error) {
 	if err != nil {
 		return core.Record{}, err
 	}
+	if err := t.lockForRead(ctx, kind); err != nil {
+		return core.Record{}, err
+	}
 	if !k.typed {
 		var row docRow
 		err := t.tx.NewSelect().Model(&row).Where("kind = ? AND id = ?", kind, id).Limit(1).Scan(ctx)

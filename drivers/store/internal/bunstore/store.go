@@ -86,7 +86,8 @@ type Tx struct {
 	s        *Store
 	tx       bun.Tx
 	readOnly bool
-	sp       int // savepoint counter
+	sp       int             // savepoint counter
+	locked   map[string]bool // kinds locked by lockForRead
 }
 
 var (
@@ -185,6 +186,10 @@ func (t *Tx) Savepoint(ctx context.Context, fn func(ctx context.Context) error) 
 		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
 			return errors.Join(err, fmt.Errorf("offsync: rollback to savepoint: %w", rerr))
 		}
+		// Locks taken inside the savepoint may be released by the rollback
+		// (Postgres row locks are): forget which kinds are locked, so the
+		// next read takes the lock again.
+		t.locked = nil
 		if _, rerr := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
 			return errors.Join(err, fmt.Errorf("offsync: release savepoint: %w", rerr))
 		}
