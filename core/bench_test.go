@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/offsync/offsync/core"
@@ -50,7 +51,7 @@ func BenchmarkLocalWrite(b *testing.B) {
 		b.ResetTimer()
 		for i := range b.N {
 			err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := tx.NewInsert().Model(benchItem(i)).Exec(ctx)
+				_, err := tx.NewInsert().Model(benchItem(i)).Returning("NULL").Exec(ctx)
 				return err
 			})
 			if err != nil {
@@ -74,6 +75,43 @@ func BenchmarkLocalWrite(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// BenchmarkLocalWritePaired alternates one raw bun insert and one
+// Writer.Insert per iteration, so both see the same machine load, and
+// reports the ratio writer/raw (target: at least 0.5).
+func BenchmarkLocalWritePaired(b *testing.B) {
+	ctx := context.Background()
+	raw := openStore(b, "raw.db")
+	if err := raw.Register(ctx, items); err != nil {
+		b.Fatal(err)
+	}
+	eng, err := core.NewEngine(ctx, openStore(b, "writer.db"), newAuthority(b, nil), &core.Options{Tables: []core.Table{items}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := core.WriterFor(eng, items)
+	var rawTime, writerTime time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		err := raw.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewInsert().Model(benchItem(i)).Returning("NULL").Exec(ctx)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := w.Insert(ctx, benchItem(i)); err != nil {
+			b.Fatal(err)
+		}
+		rawTime += mid.Sub(start)
+		writerTime += time.Since(mid)
+	}
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw_rows/s")
+	b.ReportMetric(float64(b.N)/writerTime.Seconds(), "writer_rows/s")
+	b.ReportMetric(rawTime.Seconds()/writerTime.Seconds(), "ratio")
 }
 
 const pullRows = 100_000
@@ -154,7 +192,7 @@ func BenchmarkInitialPull(b *testing.B) {
 			for start := 0; start < pullRows; start += 500 {
 				page := rows[start:min(start+500, pullRows)]
 				err := st.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					_, err := tx.NewInsert().Model(&page).Exec(ctx)
+					_, err := tx.NewInsert().Model(&page).Returning("NULL").Exec(ctx)
 					return err
 				})
 				if err != nil {

@@ -225,9 +225,13 @@ func (e *Engine) upsert(ctx context.Context, tx Tx, t Table, rec Record, changed
 	if mustExist && !exists {
 		return fmt.Errorf("%w: %s/%s", ErrNotFound, t.Kind(), rec.ID)
 	}
-	ops, err := tx.Ops(ctx, OpFilter{Kind: t.Kind(), ID: rec.ID})
-	if err != nil {
-		return err
+	var ops []Op
+	if exists {
+		// A missing row has no ops: the engine removes a row only
+		// when its last op leaves the outbox, so a fresh insert skips the query.
+		if ops, err = tx.Ops(ctx, OpFilter{Kind: t.Kind(), ID: rec.ID}); err != nil {
+			return err
+		}
 	}
 	now := e.now()
 	rec.Kind = t.Kind()

@@ -102,7 +102,7 @@ func BenchmarkBulkInsert(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tx.NewInsert().Model(&page).Exec(ctx); err != nil {
+			if _, err := tx.NewInsert().Model(&page).Returning("NULL").Exec(ctx); err != nil {
 				b.Fatal(err)
 			}
 			if err := tx.Commit(); err != nil {

@@ -117,9 +117,11 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 		return err
 	}
 	var seq int64
-	err = t.tx.NewRaw(`INSERT INTO offsync_outbox (op_id, kind, id, type, payload, base_updated_at, base_payload,
-		changed_fields, edited_at, force, enqueued_at, tx_id, schema_version, attempts, next_attempt_at,
-		last_error, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`, args...).Scan(ctx, &seq)
+	if st := t.stmt(ctx, qEnqueue); st != nil {
+		err = st.QueryRowContext(ctx, args...).Scan(&seq)
+	} else {
+		err = t.tx.NewRaw(qEnqueue, args...).Scan(ctx, &seq)
+	}
 	if err != nil {
 		return t.dbErr("enqueue", err)
 	}
@@ -132,6 +134,19 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 
 // Ops implements core.ReplicaTx.
 func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
+	if f.Kind != "" && len(f.Kinds) == 0 && len(f.States) == 0 && f.Limit == 0 {
+		if st := t.stmt(ctx, qOpsOfRecord); st != nil {
+			rows, err := st.QueryContext(ctx, f.Kind, f.ID)
+			if err != nil {
+				return nil, t.dbErr("ops", err)
+			}
+			ops, err := scanOps(rows)
+			if err != nil {
+				return nil, t.dbErr("ops", err)
+			}
+			return toOps(ops)
+		}
+	}
 	q := t.tx.NewSelect().ColumnExpr(opColumns).TableExpr("offsync_outbox")
 	if len(f.Kinds) > 0 {
 		q = q.Where("kind IN (?)", bun.In(f.Kinds))
@@ -154,6 +169,10 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, t.dbErr("ops", err)
 	}
+	return toOps(rows)
+}
+
+func toOps(rows []opRow) ([]core.Op, error) {
 	out := make([]core.Op, len(rows))
 	for i := range rows {
 		op, err := rows[i].op()
@@ -168,7 +187,16 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 // GetOp implements core.ReplicaTx.
 func (t *Tx) GetOp(ctx context.Context, opID string) (core.Op, error) {
 	var rows []opRow
-	if err := t.tx.NewRaw("SELECT "+opColumns+" FROM offsync_outbox WHERE op_id = ?", opID).Scan(ctx, &rows); err != nil {
+	var err error
+	if st := t.stmt(ctx, qGetOp); st != nil {
+		var r *sql.Rows
+		if r, err = st.QueryContext(ctx, opID); err == nil {
+			rows, err = scanOps(r)
+		}
+	} else {
+		err = t.tx.NewRaw(qGetOp, opID).Scan(ctx, &rows)
+	}
+	if err != nil {
 		return core.Op{}, t.dbErr("get op", err)
 	}
 	if len(rows) == 0 {
@@ -183,10 +211,12 @@ func (t *Tx) UpdateOp(ctx context.Context, oldOpID string, op core.Op) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.NewRaw(`UPDATE offsync_outbox SET op_id = ?, kind = ?, id = ?, type = ?, payload = ?,
-		base_updated_at = ?, base_payload = ?, changed_fields = ?, edited_at = ?, force = ?, enqueued_at = ?,
-		tx_id = ?, schema_version = ?, attempts = ?, next_attempt_at = ?, last_error = ?, state = ?
-		WHERE op_id = ?`, append(args, oldOpID)...).Exec(ctx)
+	var res sql.Result
+	if st := t.stmt(ctx, qUpdateOp); st != nil {
+		res, err = st.ExecContext(ctx, append(args, oldOpID)...)
+	} else {
+		res, err = t.tx.NewRaw(qUpdateOp, append(args, oldOpID)...).Exec(ctx)
+	}
 	if err != nil {
 		return t.dbErr("update op", err)
 	}
@@ -198,7 +228,12 @@ func (t *Tx) UpdateOp(ctx context.Context, oldOpID string, op core.Op) error {
 
 // DeleteOp implements core.ReplicaTx.
 func (t *Tx) DeleteOp(ctx context.Context, opID string) error {
-	_, err := t.tx.NewRaw("DELETE FROM offsync_outbox WHERE op_id = ?", opID).Exec(ctx)
+	var err error
+	if st := t.stmt(ctx, qDeleteOp); st != nil {
+		_, err = st.ExecContext(ctx, opID)
+	} else {
+		_, err = t.tx.NewRaw(qDeleteOp, opID).Exec(ctx)
+	}
 	return t.dbErr("delete op", err)
 }
 

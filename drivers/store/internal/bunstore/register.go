@@ -129,6 +129,9 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 		return err
 	}
 	s.migrated = true
+	if err := s.prepareHot(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	for _, info := range infos {
 		s.kinds[info.table.Kind()] = info

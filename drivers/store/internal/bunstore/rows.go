@@ -118,7 +118,7 @@ func (t *Tx) Put(ctx context.Context, rec core.Record) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.NewInsert().Model(m).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Exec(ctx)
+	_, err = t.tx.NewInsert().Model(m).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Returning("NULL").Exec(ctx)
 	return t.dbErr("put", err)
 }
 
@@ -140,6 +140,7 @@ func (t *Tx) upsertDocs(ctx context.Context, rows []docRow) error {
 		_, err := t.tx.NewInsert().Model(&chunk).
 			On("CONFLICT (kind, id) DO UPDATE").
 			Set("updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, edited_at = EXCLUDED.edited_at, data = EXCLUDED.data").
+			Returning("NULL").
 			Exec(ctx)
 		if err != nil {
 			return t.dbErr("upsert documents", err)
@@ -363,7 +364,7 @@ func (t *Tx) ApplyPage(ctx context.Context, kind string, recs []core.Record) (co
 		}
 		sp := reflect.New(ptrs.Type())
 		sp.Elem().Set(ptrs)
-		_, err := t.tx.NewInsert().Model(sp.Interface()).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Exec(ctx)
+		_, err := t.tx.NewInsert().Model(sp.Interface()).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Returning("NULL").Exec(ctx)
 		ptrs = ptrs.Slice(0, 0)
 		return t.dbErr("apply page", err)
 	}

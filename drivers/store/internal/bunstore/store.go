@@ -38,6 +38,8 @@ type Store struct {
 	kinds map[string]*kindInfo
 
 	closed atomic.Bool
+
+	hot map[string]*sql.Stmt // prepared outbox statements (SQLite), by query
 }
 
 var _ core.Store = (*Store)(nil)
@@ -69,6 +71,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	errs = append(errs, s.closeHot())
 	if s.read != s.db {
 		errs = append(errs, s.read.Close())
 	}
@@ -86,8 +89,9 @@ type Tx struct {
 	s        *Store
 	tx       bun.Tx
 	readOnly bool
-	sp       int             // savepoint counter
-	locked   map[string]bool // kinds locked by lockForRead
+	sp       int            // savepoint counter
+	depth    int            // savepoints open
+	locked   map[string]int // kinds locked, by the savepoint depth they were locked at
 }
 
 var (
@@ -182,14 +186,17 @@ func (t *Tx) Savepoint(ctx context.Context, fn func(ctx context.Context) error) 
 	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
 		return fmt.Errorf("offsync: savepoint: %w", err)
 	}
-	if err := fn(ctx); err != nil {
+	t.depth++
+	err := fn(ctx)
+	t.depth--
+	if err != nil {
 		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
 			return errors.Join(err, fmt.Errorf("offsync: rollback to savepoint: %w", rerr))
 		}
-		// Locks taken inside the savepoint may be released by the rollback
-		// (Postgres row locks are): forget which kinds are locked, so the
-		// next read takes the lock again.
-		t.locked = nil
+		// Locks taken inside the savepoint are released by the rollback
+		// (Postgres row locks are): forget those kinds, so the next read
+		// takes the lock again. Locks taken before it stay.
+		t.forgetLocks(t.depth + 1)
 		if _, rerr := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
 			return errors.Join(err, fmt.Errorf("offsync: release savepoint: %w", rerr))
 		}
