@@ -80,16 +80,9 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 	var evs []Event
 	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		send, evs = send[:0], evs[:0]
-		for _, op := range batch {
-			fresh, err := tx.GetOp(ctx, op.OpID)
-			if errors.Is(err, ErrNotFound) {
-				continue // coalesced into a new op since it was read
-			} else if err != nil {
-				return err
-			}
-			if fresh.State != StatePending && fresh.State != StateInFlight {
-				continue
-			}
+		for _, fresh := range batch {
+			// heads read the op outside this transaction; an op changed since
+			// then has a new OpID (coalescing), so UpdateOp finds nothing.
 			changed := fresh.State != StateInFlight
 			fresh.State = StateInFlight
 			if t := e.tables[fresh.Kind]; fresh.Type == OpUpsert && fresh.SchemaVersion < t.SchemaVersion() {
@@ -99,7 +92,9 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 				}
 				if err != nil {
 					ev, err := e.opFailed(ctx, tx, fresh, fmt.Errorf("upgrade payload from schema %d: %w", fresh.SchemaVersion, err), true)
-					if err != nil {
+					if errors.Is(err, ErrNotFound) {
+						continue
+					} else if err != nil {
 						return err
 					}
 					evs = append(evs, ev)
@@ -108,7 +103,9 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 				fresh.Payload, fresh.SchemaVersion, changed = p, t.SchemaVersion(), true
 			}
 			if changed {
-				if err := tx.UpdateOp(ctx, fresh.OpID, fresh); err != nil {
+				if err := tx.UpdateOp(ctx, fresh.OpID, fresh); errors.Is(err, ErrNotFound) {
+					continue // coalesced into a new op since it was read
+				} else if err != nil {
 					return err
 				}
 			}
@@ -286,13 +283,17 @@ func (e *Engine) settle(ctx context.Context, tx Tx, op Op, rec *Record) error {
 	if err := tx.DeleteOp(ctx, op.OpID); err != nil {
 		return err
 	}
-	if err := tx.DeleteConflict(ctx, op.OpID); err != nil {
-		return err
+	if op.State == StateDeferred { // only deferred ops have an inbox entry
+		if err := tx.DeleteConflict(ctx, op.OpID); err != nil {
+			return err
+		}
 	}
-	return e.settleRow(ctx, tx, op.Kind, op.ID, rec)
+	return e.settleRow(ctx, tx, op.Kind, op.ID, rec, op.Type == OpDelete)
 }
 
-func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Record) error {
+// settleRow brings the row to rec when no op of it remains. markLocal says
+// the row may carry a local delete mark to align with rec.
+func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Record, markLocal bool) error {
 	rest, err := tx.Ops(ctx, OpFilter{Kind: kind, ID: id})
 	if err != nil {
 		return err
@@ -304,7 +305,21 @@ func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Rec
 		if err := tx.Put(ctx, *rec); err != nil {
 			return err
 		}
-		return tx.MarkDeletedLocal(ctx, kind, id, rec.DeletedAt)
+		if err := tx.MarkDeletedLocal(ctx, kind, id, rec.DeletedAt); err != nil {
+			return err
+		}
+		// A replayed answer (the first one was lost) can be older than a
+		// version a pull already passed while the op was pending (the row
+		// was kept, not applied): rewind the cursor so that the next pull
+		// brings the newer version.
+		c, err := tx.Cursor(ctx, kind)
+		if err != nil {
+			return err
+		}
+		if !c.IsZero() && c.UpdatedAt.After(rec.UpdatedAt) {
+			return tx.SetCursor(ctx, kind, Cursor{UpdatedAt: rec.UpdatedAt, ID: rec.ID})
+		}
+		return nil
 	}
 	next := rest[0]
 	if rec != nil {
