@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/sqlite"
