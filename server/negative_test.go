@@ -184,10 +184,14 @@ func TestNegativeControls_Invariants13to16(t *testing.T) {
 		broken func(svc *server.Service) authority
 	}{
 		{"13 stale base is a conflict", false,
-			func(ctx context.Context, _ *server.Service, a authority) error { return checkStaleBaseConflicts(ctx, a) },
+			func(ctx context.Context, _ *server.Service, a authority) error {
+				return checkStaleBaseConflicts(ctx, a)
+			},
 			func(svc *server.Service) authority { return forceAll{svc} }},
 		{"14 replay writes nothing", false,
-			func(ctx context.Context, _ *server.Service, a authority) error { return checkReplayWritesNothing(ctx, a) },
+			func(ctx context.Context, _ *server.Service, a authority) error {
+				return checkReplayWritesNothing(ctx, a)
+			},
 			func(svc *server.Service) authority { return &forgetful{Service: svc} }},
 		{"15 foreign records are invisible", true, checkForeignRecordsInvisible,
 			func(svc *server.Service) authority { return impersonator{svc} }},
