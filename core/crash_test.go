@@ -137,8 +137,9 @@ func crashChild(dir string) {
 }
 
 func TestCrashRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts many child processes")
+	if testing.Short() || raceEnabled {
+		// 26 child processes; the normal pass of ./scripts/test runs it.
+		t.Skip("crash test: runs in the non-race, non-short pass")
 	}
 	dir := t.TempDir()
 	kills := map[string]int{}

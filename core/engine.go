@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"slices"
@@ -44,6 +45,10 @@ type Options struct {
 	// ("after_local_commit", "after_answer", "mid_page_apply"), for fault
 	// injection in tests.
 	Checkpoint func(point string)
+	// Closers are closed by Close, last first, once the engine has stopped:
+	// what the engine was composed from and should not outlive it (the store
+	// and plugin resolvers offsync.Open opened). Their errors are Close's.
+	Closers []io.Closer
 }
 
 // Backoff is capped exponential backoff with jitter.
@@ -232,8 +237,8 @@ func (e *Engine) begin() error {
 }
 
 // Close stops the engine: new calls fail with ErrClosed, running syncs are
-// waited for, and event subscriptions are closed. The store is the caller's
-// to close.
+// waited for, event subscriptions are closed, then Options.Closers. The
+// store is the caller's to close (unless it is among the Closers).
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -245,7 +250,13 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.running.Wait()
 	e.events.closeAll()
-	return nil
+	var errs []error
+	for i := len(e.opts.Closers) - 1; i >= 0; i-- {
+		if c := e.opts.Closers[i]; c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // lockKinds takes the single-flight locks of kinds in sorted order and

@@ -294,16 +294,20 @@ func TestCloseWaitsForARunningSync(t *testing.T) {
 	svc := newAuthority(t, nil)
 	g := &gate{Transport: svc, kind: "note", entered: make(chan struct{}), release: make(chan struct{})}
 	r := newReplicaOn(t, openStore(t, "r.db"), g, nil)
-	var syncDone atomic.Bool
-	go func() {
-		_, _ = r.eng.Sync(ctx)
-		syncDone.Store(true)
-	}()
+	sub := r.eng.Subscribe(64)
+	go func() { _, _ = r.eng.Sync(ctx) }()
 	<-g.entered
 	closed := make(chan bool)
 	go func() {
 		_ = r.eng.Close()
-		closed <- syncDone.Load()
+		// Sync emits SyncCompleted before it returns: when Close has
+		// waited for it, the event is already in the buffer.
+		completed := false
+		for ev := range sub.C {
+			_, ok := ev.(core.SyncCompleted)
+			completed = completed || ok
+		}
+		closed <- completed
 	}()
 	close(g.release)
 	if !<-closed {

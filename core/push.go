@@ -322,6 +322,18 @@ func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Rec
 		return nil
 	}
 	next := rest[0]
+	var merged json.RawMessage
+	if rec != nil && !rec.Deleted() && next.Type == OpUpsert && next.BasePayload != nil {
+		// next was written on top of local data (its BasePayload) while
+		// the settled op was out; the authority's version may hold more
+		// (a merge, another writer's fields): merge next's edit into it,
+		// so that pushing next does not revert them.
+		m, err := rebaseMerge(next, rec.Data)
+		if err != nil {
+			return err
+		}
+		merged, next.Payload = m, m
+	}
 	if rec != nil {
 		next.BaseUpdatedAt, next.BasePayload = rec.UpdatedAt, rec.Data
 	} else {
@@ -337,7 +349,35 @@ func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Rec
 		return err
 	}
 	local.UpdatedAt = next.BaseUpdatedAt
+	if merged != nil && len(rest) == 1 {
+		local.Data = merged
+	}
 	return tx.Put(ctx, local)
+}
+
+// rebaseMerge merges the edit of op (from op.BasePayload to op.Payload, its
+// changed fields) into server's data.
+func rebaseMerge(op Op, server json.RawMessage) (json.RawMessage, error) {
+	dec := func(raw json.RawMessage) (map[string]any, error) {
+		return Record{Kind: op.Kind, ID: op.ID, Data: raw}.Fields()
+	}
+	base, err := dec(op.BasePayload)
+	if err != nil {
+		return nil, err
+	}
+	local, err := dec(op.Payload)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := dec(server)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(ThreeWayMerge(base, local, srv, op.ChangedFields))
+	if err != nil {
+		return nil, fmt.Errorf("%w: rebase %s/%s: %v", ErrInvalid, op.Kind, op.ID, err)
+	}
+	return out, nil
 }
 
 // opFailed counts a failure of the op itself toward its attempt budget; a

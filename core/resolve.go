@@ -324,13 +324,20 @@ func (e *Engine) Resolve(ctx context.Context, opID string, r Resolution) error {
 		return err
 	}
 	server := entry.Server
+	stale := false
 	if r.Action == ActionAcceptServer || r.Action == ActionDiscard {
 		// The inbox entry may be old: take the authority's current version.
 		if fresh, ok, err := e.fetch(ctx, entry.Kind, entry.ID); err != nil {
 			return err
 		} else if ok {
 			server = fresh
+		} else {
+			stale = true
 		}
+	}
+	if stale {
+		unlock := e.lockKinds([]string{entry.Kind})
+		defer unlock()
 	}
 	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		op, err := tx.GetOp(ctx, opID)
@@ -350,6 +357,13 @@ func (e *Engine) Resolve(ctx context.Context, opID string, r Resolution) error {
 		push, ev, err := e.applyResolution(ctx, tx, c, r)
 		if err != nil {
 			return err
+		}
+		if stale {
+			// Restored to the stored, maybe old, server version: pull again
+			// what came after it.
+			if err := rewindFor(ctx, tx, entry.Kind, entry.ID, server); err != nil {
+				return err
+			}
 		}
 		if push != nil {
 			// Pushed at the next sync, like any pending op.
@@ -440,10 +454,40 @@ func (e *Engine) Drop(ctx context.Context, opID string) error {
 	if !fetched && !op.BaseUpdatedAt.IsZero() && op.BasePayload != nil {
 		server = &Record{Kind: op.Kind, ID: op.ID, UpdatedAt: op.BaseUpdatedAt, Data: op.BasePayload}
 	}
+	// The kind's lock keeps a running pull from moving the cursor past a
+	// rewind made here.
+	unlock := e.lockKinds([]string{op.Kind})
+	defer unlock()
 	return e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		if _, err := tx.GetOp(ctx, opID); err != nil {
 			return err
 		}
-		return e.settle(ctx, tx, op, server)
+		if err := e.settle(ctx, tx, op, server); err != nil {
+			return err
+		}
+		if fetched {
+			return nil
+		}
+		return rewindFor(ctx, tx, op.Kind, op.ID, server)
 	})
+}
+
+// rewindFor moves the kind's cursor back so that the next pull brings any
+// version of kind/id newer than rec, the possibly stale version a row was
+// just restored to without a fetch: pulls skipped the row while it had ops,
+// and the cursor may have passed newer versions of it. Without a known
+// version (rec nil) the kind is pulled again from the start.
+func rewindFor(ctx context.Context, tx Tx, kind, id string, rec *Record) error {
+	c, err := tx.Cursor(ctx, kind)
+	if err != nil {
+		return err
+	}
+	to := Cursor{}
+	if rec != nil {
+		to = Cursor{UpdatedAt: rec.UpdatedAt, ID: id}
+	}
+	if !to.Before(c.UpdatedAt, c.ID) {
+		return nil
+	}
+	return tx.SetCursor(ctx, kind, to)
 }

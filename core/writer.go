@@ -271,6 +271,11 @@ func (e *Engine) upsert(ctx context.Context, tx Tx, t Table, rec Record, changed
 	}
 	if exists && len(ops) == 0 && !stored.UpdatedAt.IsZero() {
 		op.BasePayload = stored.Data // the row is the authority's version: keep it for three-way merges
+	} else if exists && len(ops) > 0 {
+		// Behind an op already sent: keep the local data this edit started
+		// from, so that the rebase onto that op's answer merges the edit
+		// into it (settleRow) instead of reverting what the answer brought.
+		op.BasePayload = stored.Data
 	}
 	return tx.Enqueue(ctx, &op)
 }

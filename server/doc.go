@@ -11,7 +11,10 @@
 //     scope (a row outside it is NotFound, never a conflict), and against
 //     Options.Validate. Its version is taken with the kind's lock held
 //     (core.AuthorityTx.NextVersion), so versions strictly increase in commit
-//     order and a cursor never skips a row. The answer to an applied op is
+//     order and a cursor never skips a row. Where the store's write
+//     transactions do not exclude each other (Postgres), the batch's kinds
+//     are locked first, in sorted order (KindLocker), so that concurrent
+//     batches cannot deadlock. The answer to an applied op is
 //     kept under (principal, OpID) in the same transaction; the same key with
 //     the same request replays that answer, with another request it is
 //     refused. Conflicts and rejections are not kept. Ops for a record that

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,7 +192,20 @@ func TestUnknownKinds(t *testing.T) {
 	if _, err := svc.Subscribe(ctx, []string{"note", "nope"}); !errors.Is(err, core.ErrUnknownKind) {
 		t.Fatalf("subscribe: %v", err)
 	}
-	wantStatus(t, push1(t, ctx, svc, upsert("1", "nope", "x", `{}`, time.Time{})), core.StatusRejected)
+	// A single op of an unknown kind fails the push (the per-op REST form
+	// answers it 404 unknown_kind); inside a larger batch it is a permanent
+	// rejection and the other ops are answered as usual.
+	if _, err := svc.Push(ctx, []core.Op{upsert("1", "nope", "x", `{}`, time.Time{})}); !errors.Is(err, core.ErrUnknownKind) {
+		t.Fatalf("push of one op of an unknown kind: %v, want ErrUnknownKind", err)
+	}
+	res, err := svc.Push(ctx, []core.Op{upsert("1", "nope", "x", `{}`, time.Time{}), upsert("2", "note", "x", `{}`, time.Time{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != core.StatusRejected || !res[0].Permanent || !strings.Contains(res[0].Reason, "unknown kind") {
+		t.Fatalf("unknown kind in a batch: %+v, want a permanent rejection", res[0])
+	}
+	wantStatus(t, res[1], core.StatusApplied)
 
 	dyn, _ := newService(t, &server.Options{DynamicKinds: regexp.MustCompile(`^doc_`)})
 	mustApply(t, ctx, dyn, upsert("1", "doc_a", "x", `{"a":1}`, time.Time{}))

@@ -9,14 +9,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/offsync/offsync/core"
 )
 
+// KindLocker is an optional core.Tx: a store whose write transactions do
+// not exclude each other (Postgres) locks each kind it writes. Push calls
+// LockKinds with the batch's kinds, sorted, first thing in the batch's
+// transaction, so that two batches touching the same kinds lock them in the
+// same order and cannot deadlock; taken lazily (on each kind's first read,
+// in the order of the ops), the locks of two batches over kinds a and b in
+// opposite orders could. The locks are held until the transaction ends.
+// The bun stores' transactions (drivers/store/sqlite, drivers/store/postgres)
+// implement it.
+type KindLocker interface {
+	LockKinds(ctx context.Context, kinds []string) error
+}
+
 // opPlan is what the checks made outside the transaction found for an op.
 type opPlan struct {
 	final  *core.PushResult // answered before the transaction (bad op, unknown kind, ...)
+	kind   error            // the op's kind is not served (wraps core.ErrUnknownKind)
 	filter *core.Filter
 	hash   string
 	early  time.Time // negative-control variant only: the version stamped before the lock
@@ -38,6 +53,12 @@ func (e retryErr) Unwrap() error { return e.err }
 // savepoint per op; the answers come back in the order of ops. Push itself
 // fails (with an error wrapping core.ErrUnavailable) only when the
 // transaction could not commit, in which case no op was applied.
+//
+// An op of a kind that is not served is answered Rejected (permanent) inside
+// a batch of several ops; a push of that single op instead fails with an
+// error wrapping core.ErrUnknownKind, so that the per-op forms of the
+// transports (a REST PUT or DELETE) can answer it as they answer a pull of an
+// unknown kind (404 unknown_kind).
 func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -59,16 +80,33 @@ func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, e
 		if err := s.plan(ctx, p, op, &plans[i], filters, filterErrs); err != nil {
 			return nil, err
 		}
+		if len(ops) == 1 && plans[i].kind != nil {
+			return nil, plans[i].kind
+		}
 		if s.stampBeforeLock && plans[i].final == nil {
 			plans[i].early = s.stampEarly(ctx, op.Kind, op.ID)
 		}
 	}
+
+	var kinds []string // the kinds the transaction will write, sorted
+	for i, op := range ops {
+		if plans[i].final == nil {
+			kinds = append(kinds, op.Kind)
+		}
+	}
+	slices.Sort(kinds)
+	kinds = slices.Compact(kinds)
 
 	purge := s.purgeDue()
 	results := make([]core.PushResult, len(ops))
 	var notices map[string]core.Notice
 	err = s.store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
 		notices = map[string]core.Notice{}
+		if kl, ok := tx.(KindLocker); ok && len(kinds) > 0 {
+			if err := kl.LockKinds(ctx, kinds); err != nil {
+				return fmt.Errorf("lock kinds: %w", err)
+			}
+		}
 		if purge {
 			if _, err := tx.PurgeIdempotent(ctx, s.clock.Now().Add(-s.opts.IdempotencyRetention)); err != nil {
 				return fmt.Errorf("purge idempotency records: %w", err)
@@ -148,6 +186,7 @@ func (s *Service) plan(ctx context.Context, p core.Principal, op core.Op, pl *op
 	if err := s.ensureKind(ctx, op.Kind); err != nil {
 		if errors.Is(err, core.ErrUnknownKind) {
 			reject("unknown kind %q", op.Kind)
+			pl.kind = err
 			return nil
 		}
 		return err

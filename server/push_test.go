@@ -339,14 +339,29 @@ func TestPushRejectsBadOps(t *testing.T) {
 		upsert("p7", "note", "x", `{"updated_at":"2026-01-01T00:00:00Z"}`, time.Time{}),
 		upsert("p8", "note", "x", `{"_baseUpdatedAt":"2026-01-01T00:00:00Z"}`, time.Time{}),
 		upsert("p9", "note", "", `{}`, time.Time{}),
-		upsert("p10", "nope", "x", `{}`, time.Time{}),
-		upsert("p11", "Bad Kind", "x", `{}`, time.Time{}),
 		{OpID: "p12", Kind: "note", ID: "x", Type: "merge", Payload: []byte(`{}`)},
 	}
 	for _, op := range bad {
 		r := push1(t, ctx, svc, op)
 		if r.Status != core.StatusRejected || !r.Permanent || r.Reason == "" {
 			t.Fatalf("op %s (%s): answered %+v, want a permanent rejection with a reason", op.OpID, op.Payload, r)
+		}
+	}
+	// Ops of kinds that are not served: alone they fail the push with
+	// ErrUnknownKind; in a batch each is a permanent rejection.
+	unknown := []core.Op{upsert("p10", "nope", "x", `{}`, time.Time{}), upsert("p11", "Bad Kind", "x", `{}`, time.Time{})}
+	for _, op := range unknown {
+		if _, err := svc.Push(ctx, []core.Op{op}); !errors.Is(err, core.ErrUnknownKind) {
+			t.Fatalf("op %s of kind %q alone: %v, want ErrUnknownKind", op.OpID, op.Kind, err)
+		}
+	}
+	res, err := svc.Push(ctx, unknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != core.StatusRejected || !r.Permanent || r.Reason == "" {
+			t.Fatalf("op %s in a batch: answered %+v, want a permanent rejection with a reason", unknown[i].OpID, r)
 		}
 	}
 	if feed := pullAll(t, ctx, svc, "note", 0); len(feed) != 0 {

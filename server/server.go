@@ -62,6 +62,25 @@ type Options struct {
 	TokenSecret []byte
 	// Logger receives store failures; discarded when nil.
 	Logger *slog.Logger
+	// Hooks are for fault injection and tests; nil in production.
+	Hooks *Hooks
+}
+
+// Hooks let tests (of this package and of stores) reach into a Service's
+// write path. They are for fault injection and tests only: production code
+// leaves Options.Hooks nil.
+type Hooks struct {
+	// AfterStamp runs right after an op's version is stamped: inside the
+	// write transaction with the kind's lock held (locked true) or, with
+	// StampBeforeLock, before the transaction (locked false). Blocking in it
+	// holds a stamped writer open.
+	AfterStamp func(ctx context.Context, kind, id string, version time.Time, locked bool)
+	// StampBeforeLock switches to a deliberately broken variant that reads
+	// the version from the clock before the transaction and the kind's lock
+	// (so a writer that stamped earlier may commit later, behind a cursor
+	// already served). It exists only as the negative control of the
+	// invariant 12 tests, which must catch it.
+	StampBeforeLock bool
 }
 
 // Service is the reference authority over a core.Store. It is safe for
@@ -90,7 +109,7 @@ type Service struct {
 
 	notifier core.Notifier
 
-	// test hooks (set through export_test.go only)
+	// test hooks (Options.Hooks, or export_test.go)
 	afterStamp      func(ctx context.Context, kind, id string, version time.Time, locked bool)
 	stampBeforeLock bool
 	stampMu         sync.Mutex
@@ -157,6 +176,10 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 		kinds:     map[string]bool{},
 		subs:      map[*subscriber]struct{}{},
 		lastStamp: map[string]time.Time{},
+	}
+	if o.Hooks != nil {
+		s.afterStamp = o.Hooks.AfterStamp
+		s.stampBeforeLock = o.Hooks.StampBeforeLock
 	}
 	for _, t := range o.Tables {
 		if t == nil {

@@ -64,6 +64,9 @@ var _ http.Handler = (*Handler)(nil)
 // bearer token of every request but /health (or "" without an
 // Authorization header) goes through it, a refusal is 401, and the
 // principal travels to t in the request's context (core.WithPrincipal).
+// A PUT or DELETE whose one-op push t fails with core.ErrUnknownKind (as
+// server.Service does) is 404 {"error":"unknown_kind"}; inside POST /batch
+// such an op is answered 422 rejected, like any permanent refusal.
 // Mount it under a prefix with http.StripPrefix.
 func NewHandler(t core.Transport, opts *HandlerOptions) http.Handler {
 	var o HandlerOptions
@@ -777,6 +780,12 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {
 	var res []core.PushResult
 	if len(ops) > 0 {
 		res, err = h.t.Push(r.Context(), ops)
+		if len(ops) == 1 && errors.Is(err, core.ErrUnknownKind) {
+			// An authority refuses a lone op of an unknown kind as a whole
+			// (server.Service does, so that a PUT can answer 404); inside a
+			// batch it is the op's own permanent rejection, as with more ops.
+			res, err = []core.PushResult{{OpID: ops[0].OpID, Status: core.StatusRejected, Permanent: true, Reason: err.Error()}}, nil
+		}
 		if err == nil && len(res) != len(ops) {
 			err = fmt.Errorf("rest: the authority answered %d results for %d ops", len(res), len(ops))
 		}

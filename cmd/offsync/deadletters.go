@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/offsync/offsync/core"
+)
+
+var (
+	deadJSON  bool
+	deadKinds []string
+)
+
+// opJSON is an outbox op as printed.
+type opJSON struct {
+	OpID          string          `json:"op_id"`
+	Kind          string          `json:"kind"`
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	BaseUpdatedAt string          `json:"base_updated_at,omitempty"`
+	Attempts      int             `json:"attempts"`
+	LastError     string          `json:"last_error"`
+	EnqueuedAt    string          `json:"enqueued_at"`
+	State         string          `json:"state"`
+}
+
+func toOpJSON(op core.Op) opJSON {
+	o := opJSON{OpID: op.OpID, Kind: op.Kind, ID: op.ID, Type: string(op.Type), Payload: op.Payload,
+		Attempts: op.Attempts, LastError: op.LastError, EnqueuedAt: formatTime(op.EnqueuedAt), State: string(op.State)}
+	if !op.BaseUpdatedAt.IsZero() {
+		o.BaseUpdatedAt = core.FormatTime(op.BaseUpdatedAt)
+	}
+	return o
+}
+
+var deadLettersCmd = &cobra.Command{
+	Use:     "dead-letters",
+	Aliases: []string{"deadletters"},
+	Short:   "List, retry and drop the ops the server refused for good",
+	Long: `A dead letter is an op the authority refused for good, or that failed more
+times than sync.max_attempts. It stays in the outbox, never pushed again,
+until it is retried (a fresh attempt budget; pushed at the next sync) or
+dropped (the local row goes back to the server's version).`,
+	Example: `  offsync dead-letters list
+  offsync dead-letters retry 01HF7...
+  offsync dead-letters drop 01HF7...`,
+}
+
+var deadListCmd = &cobra.Command{
+	Use:     "list",
+	Short:   "List the dead letters",
+	Example: `  offsync dead-letters list --kind note --json`,
+	Args:    cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		_, eng, err := openReplica(ctx)
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		ops, err := eng.DeadLetters(ctx, deadKinds...)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if deadJSON {
+			items := make([]opJSON, 0, len(ops))
+			for _, op := range ops {
+				items = append(items, toOpJSON(op))
+			}
+			return writeJSON(out, items)
+		}
+		if len(ops) == 0 {
+			_, err := fmt.Fprintln(out, "no dead letters")
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "OP\tKIND\tID\tTYPE\tATTEMPTS\tERROR")
+		for _, op := range ops {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", op.OpID, op.Kind, op.ID, op.Type, op.Attempts, op.LastError)
+		}
+		return tw.Flush()
+	},
+}
+
+// deadAction runs retry or drop on one dead op.
+func deadAction(verb, done string, do func(*cobra.Command, string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := do(cmd, args[0]); err != nil {
+			return fmt.Errorf("%s %s: %w", verb, args[0], err)
+		}
+		_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, args[0])
+		return err
+	}
+}
+
+var deadRetryCmd = &cobra.Command{
+	Use:     "retry OPID",
+	Short:   "Give a dead op a fresh attempt budget; it is pushed at the next sync",
+	Example: `  offsync dead-letters retry 01HF7... && offsync sync`,
+	Args:    cobra.ExactArgs(1),
+	RunE: deadAction("retry", "retried", func(cmd *cobra.Command, opID string) error {
+		_, eng, err := openReplica(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		return eng.Retry(cmd.Context(), opID)
+	}),
+}
+
+var deadDropCmd = &cobra.Command{
+	Use:   "drop OPID",
+	Short: "Remove a dead op; its local row goes back to the server's version",
+	Long: `Remove a dead op. Its local row is restored to the authority's version,
+fetched from the server when it answers, else the version the edit started
+from, so the row never stays silently diverged.`,
+	Example: `  offsync dead-letters drop 01HF7...`,
+	Args:    cobra.ExactArgs(1),
+	RunE: deadAction("drop", "dropped", func(cmd *cobra.Command, opID string) error {
+		_, eng, err := openReplica(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		return eng.Drop(cmd.Context(), opID)
+	}),
+}
+
+func init() {
+	addConfigFlag(deadLettersCmd)
+	deadLettersCmd.PersistentFlags().BoolVar(&deadJSON, "json", false, "print as JSON")
+	deadListCmd.Flags().StringArrayVar(&deadKinds, "kind", nil, "only this kind (repeatable)")
+	deadLettersCmd.AddCommand(deadListCmd, deadRetryCmd, deadDropCmd)
+	rootCmd.AddCommand(deadLettersCmd)
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/offsync/offsync/core"
+)
+
+var statusJSON bool
+
+// statusReport is what `offsync status` prints.
+type statusReport struct {
+	Kinds       []kindStatus   `json:"kinds"`
+	Outbox      map[string]int `json:"outbox"` // by state, every kind
+	Conflicts   int            `json:"conflicts"`
+	DeadLetters int            `json:"dead_letters"`
+}
+
+type kindStatus struct {
+	Kind        string         `json:"kind"`
+	Outbox      map[string]int `json:"outbox"`
+	Cursor      *cursorJSON    `json:"cursor"`
+	Conflicts   int            `json:"conflicts"`
+	DeadLetters int            `json:"dead_letters"`
+}
+
+type cursorJSON struct {
+	UpdatedAt string `json:"updated_at"`
+	ID        string `json:"id"`
+}
+
+var statusCmd = &cobra.Command{
+	Use:   "status",
+	Short: "Show a replica's outbox, cursors, pending conflicts and dead letters",
+	Long: `Show the state of the replica described by a client config, without
+contacting the server: the outbox counted by kind and state (pending,
+in-flight, deferred, dead), the pull cursor of each kind (the last row applied),
+the conflicts waiting in the inbox and the dead letters.`,
+	Example: `  offsync status
+  offsync status --config client.yaml --json`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		_, eng, err := openReplica(ctx)
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		rep := statusReport{Outbox: map[string]int{}}
+		byKind := map[string]*kindStatus{}
+		for _, k := range eng.Kinds() {
+			ks := &kindStatus{Kind: k, Outbox: map[string]int{}}
+			c, err := eng.Cursor(ctx, k)
+			if err != nil {
+				return fmt.Errorf("cursor of %s: %w", k, err)
+			}
+			if !c.IsZero() {
+				ks.Cursor = &cursorJSON{UpdatedAt: core.FormatTime(c.UpdatedAt), ID: c.ID}
+			}
+			byKind[k] = ks
+		}
+		kind := func(k string) *kindStatus {
+			if byKind[k] == nil {
+				byKind[k] = &kindStatus{Kind: k, Outbox: map[string]int{}}
+			}
+			return byKind[k]
+		}
+		pending, err := eng.Pending(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		for _, p := range pending {
+			kind(p.Kind).Outbox[string(p.State)] += p.Count
+			rep.Outbox[string(p.State)] += p.Count
+		}
+		conflicts, err := eng.Conflicts(ctx, core.ConflictFilter{})
+		if err != nil {
+			return fmt.Errorf("conflicts: %w", err)
+		}
+		for _, c := range conflicts {
+			kind(c.Kind).Conflicts++
+			rep.Conflicts++
+		}
+		dead, err := eng.DeadLetters(ctx)
+		if err != nil {
+			return fmt.Errorf("dead letters: %w", err)
+		}
+		for _, op := range dead {
+			kind(op.Kind).DeadLetters++
+			rep.DeadLetters++
+		}
+		for _, ks := range byKind {
+			rep.Kinds = append(rep.Kinds, *ks)
+		}
+		sort.Slice(rep.Kinds, func(i, j int) bool { return rep.Kinds[i].Kind < rep.Kinds[j].Kind })
+
+		out := cmd.OutOrStdout()
+		if statusJSON {
+			return writeJSON(out, rep)
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tPENDING\tIN-FLIGHT\tDEFERRED\tDEAD\tCONFLICTS\tCURSOR")
+		for _, ks := range rep.Kinds {
+			cur := "-"
+			if ks.Cursor != nil {
+				cur = ks.Cursor.UpdatedAt + " " + ks.Cursor.ID
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", ks.Kind,
+				ks.Outbox[string(core.StatePending)], ks.Outbox[string(core.StateInFlight)],
+				ks.Outbox[string(core.StateDeferred)], ks.Outbox[string(core.StateDead)], ks.Conflicts, cur)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		total := 0
+		for _, n := range rep.Outbox {
+			total += n
+		}
+		_, err = fmt.Fprintf(out, "outbox: %d ops; conflicts: %d; dead letters: %d\n", total, rep.Conflicts, rep.DeadLetters)
+		return err
+	},
+}
+
+func init() {
+	addConfigFlag(statusCmd)
+	statusCmd.Flags().BoolVar(&statusJSON, "json", false, "print as JSON")
+	rootCmd.AddCommand(statusCmd)
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"time"
+)
+
+// Client is the configuration of a replica: the local store, the transport to
+// the authority, the sync schedule, the conflict policy per kind and the
+// document kinds it syncs. LoadClient and ParseClient fill in the defaults.
+type Client struct {
+	Store     Store            `yaml:"store"`
+	Transport Transport        `yaml:"transport"`
+	Sync      Sync             `yaml:"sync"`
+	Conflicts Conflicts        `yaml:"conflicts"`
+	Tables    map[string]Table `yaml:"tables"`
+
+	source
+}
+
+// Server is the configuration of the reference authority served by
+// `offsync serve` and offsync.Serve: its store and the server section.
+type Server struct {
+	Store  Store         `yaml:"store"`
+	Server ServerSection `yaml:"server"`
+
+	source
+}
+
+// Store names a store driver (core.OpenStore) and what it opens.
+type Store struct {
+	// Driver is the registered store driver (default "sqlite").
+	Driver string `yaml:"driver"`
+	// DSN is the driver's data source name: a file path or "file:" URI for
+	// sqlite, a connection URL for postgres. Required.
+	DSN string `yaml:"dsn"`
+	// Options are driver-specific (sqlite: synchronous, busy_timeout;
+	// postgres: max_open_conns, max_idle_conns, channel); the driver refuses
+	// a key it does not know.
+	Options map[string]any `yaml:"options"`
+}
+
+// Transport names a transport driver (core.OpenTransport) and the authority.
+type Transport struct {
+	// Driver is the registered transport driver (default "rest").
+	Driver string `yaml:"driver"`
+	// URL is the authority's address. Required.
+	URL string `yaml:"url"`
+	// Token is the bearer token; write it as "${ENV_VAR}". It is handed to
+	// the driver as the option "token".
+	Token string `yaml:"token"`
+	// Options are driver-specific (rest: timeout).
+	Options map[string]any `yaml:"options"`
+}
+
+// Sync is the schedule of Engine.Run and the engine's limits. A zero number
+// takes the engine's default.
+type Sync struct {
+	// Interval between periodic syncs. Parsing sets 5m when the key is
+	// absent; "0s" turns the timer off.
+	Interval time.Duration `yaml:"interval"`
+	// PushOnWrite pushes soon after each local write (default false).
+	PushOnWrite bool `yaml:"push_on_write"`
+	// Debounce is how long a push on write waits for more writes (default 200ms).
+	Debounce time.Duration `yaml:"debounce"`
+	// Realtime pulls when the authority announces changes (default false).
+	Realtime bool `yaml:"realtime"`
+	// PageSize is the pull page size (default 500).
+	PageSize int `yaml:"page_size"`
+	// BatchSize is the most ops in one push (default 500).
+	BatchSize int `yaml:"batch_size"`
+	// MaxAttempts is an op's attempt budget before it is a dead letter (default 8).
+	MaxAttempts int `yaml:"max_attempts"`
+	// ResyncInterval schedules a full pull when the last is older (default 0, never).
+	ResyncInterval time.Duration `yaml:"resync_interval"`
+}
+
+// Conflicts chooses the conflict strategy per kind.
+type Conflicts struct {
+	// Default applies to every kind not named in Kinds (default autoPreserve).
+	Default Strategy `yaml:"default"`
+	// Kinds maps a kind to its strategy.
+	Kinds map[string]Strategy `yaml:"kinds"`
+}
+
+// Strategy is a built-in strategy, written as its name (autoPreserve,
+// serverWins, clientWins, lastWriteWins), or a plugin resolver, written as a
+// mapping {plugin: path, sha256: hex, timeout: duration}.
+type Strategy struct {
+	// Name is the built-in strategy; empty for a plugin.
+	Name string `yaml:"-"`
+	// Plugin is the path of a resolver plugin binary, relative to the config
+	// file's directory unless absolute.
+	Plugin string `yaml:"plugin"`
+	// SHA256 pins the plugin binary's checksum (64 hex digits); recommended.
+	SHA256 string `yaml:"sha256"`
+	// Timeout bounds one call to the plugin (default: the plugin driver's).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// IsPlugin reports whether s names a plugin resolver.
+func (s Strategy) IsPlugin() bool { return s.Plugin != "" }
+
+// String returns the strategy's name, or "plugin <path>".
+func (s Strategy) String() string {
+	if s.IsPlugin() {
+		return "plugin " + s.Plugin
+	}
+	return s.Name
+}
+
+// Table describes a kind the replica syncs as a document table. Typed tables
+// (bun models) come from Go code: pass them to offsync.Open.
+type Table struct {
+	// Type is the table's type; only "document" (the default) is allowed.
+	Type string `yaml:"type"`
+}
+
+// ServerSection configures the authority and its HTTP listener.
+type ServerSection struct {
+	// HTTP is the listen address (default "127.0.0.1:8080").
+	HTTP string `yaml:"http"`
+	// Kinds are the document kinds served.
+	Kinds []string `yaml:"kinds"`
+	// DynamicKinds is a regular expression: any kind matching it is served
+	// as a document kind too. Kinds or DynamicKinds (or both) is required.
+	DynamicKinds string `yaml:"dynamic_kinds"`
+	// Tokens are the accepted bearer tokens and their principals. With none,
+	// every caller is the anonymous principal.
+	Tokens []Token `yaml:"tokens"`
+	// Scope limits what each principal reads and writes; see Scope.
+	Scope *Scope `yaml:"scope"`
+	// TokenSecret signs page tokens; set it (as "${ENV_VAR}") when several
+	// servers share a database or tokens must survive a restart (default:
+	// random per process).
+	TokenSecret string `yaml:"token_secret"`
+	// MaxBatch caps the ops of one push (default 1000).
+	MaxBatch int `yaml:"max_batch"`
+	// MaxLimit caps the rows of one page (default 1000).
+	MaxLimit int `yaml:"max_limit"`
+	// DefaultLimit is the page size when a pull asks for none (default 500).
+	DefaultLimit int `yaml:"default_limit"`
+	// IdempotencyRetention is how long answers to applied ops are kept
+	// (default 720h, 30 days).
+	IdempotencyRetention time.Duration `yaml:"idempotency_retention"`
+	// MaxBody bounds a request body in bytes (default 4194304, 4 MiB).
+	MaxBody int64 `yaml:"max_body"`
+	// Heartbeat is the interval of keep-alive lines on the event stream
+	// (default 15s).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+}
+
+// Token maps a bearer token to a principal.
+type Token struct {
+	// Token is the secret; write it as "${ENV_VAR}". Required.
+	Token string `yaml:"token"`
+	// Principal is the principal's ID. Required.
+	Principal string `yaml:"principal"`
+	// Attrs are the principal's attributes.
+	Attrs map[string]string `yaml:"attrs"`
+}
+
+// Scope limits every pull and push of a principal to the rows whose business
+// field Field holds the principal's ID; new rows get Field set to it.
+type Scope struct {
+	// Field is the business field holding the owner's principal ID. Required.
+	Field string `yaml:"field"`
+	// Kinds are the scoped kinds (default: every kind).
+	Kinds []string `yaml:"kinds"`
+}
+
+// Defaults, as documented in docs/config.md.
+const (
+	DefaultStoreDriver          = "sqlite"
+	DefaultTransportDriver      = "rest"
+	DefaultInterval             = 5 * time.Minute
+	DefaultDebounce             = 200 * time.Millisecond
+	DefaultPageSize             = 500
+	DefaultBatchSize            = 500
+	DefaultMaxAttempts          = 8
+	DefaultStrategy             = "autoPreserve"
+	DefaultTableType            = "document"
+	DefaultHTTP                 = "127.0.0.1:8080"
+	DefaultMaxBatch             = 1000
+	DefaultMaxLimit             = 1000
+	DefaultPageLimit            = 500
+	DefaultIdempotencyRetention = 30 * 24 * time.Hour
+	DefaultMaxBody              = 4 << 20
+	DefaultHeartbeat            = 15 * time.Second
+)

@@ -1,0 +1,13 @@
+// Package contract checks a live server against PROTOCOL.md's REST
+// contract, as a black box: it speaks HTTP only, so the server may be
+// written in any language. `offsync conformance --transport rest --url URL`
+// runs it from the command line.
+//
+// Run writes records under a fresh id prefix in one kind (Config.Kind) and
+// checks: conflicts on a stale base and on a create over an existing row,
+// forced writes, idempotent replay (and that a 409 is not kept under the
+// key), keyset paging while rows are written, tombstones, microsecond
+// timestamps compared as instants, scope invisibility with a second token,
+// and the answers to bad input (400, 413, 404 for an unknown kind). Each
+// check gives one Result, printed as "PASS name: detail".
+package contract
