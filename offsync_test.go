@@ -87,7 +87,7 @@ type Todo struct {
 
 func TestOpenAndServe(t *testing.T) {
 	dir := t.TempDir()
-	url := serve(t, dir, `store: {dsn: server.db}
+	url := serve(t, dir, `store: {dsn: `+filepath.Join(dir, "server.db")+`}
 server:
   http: 127.0.0.1:0
   kinds: [note, todo]

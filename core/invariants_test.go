@@ -463,3 +463,30 @@ func (r reversingTransport) Push(ctx context.Context, ops []core.Op) ([]core.Pus
 	slices.Reverse(res)
 	return res, err
 }
+
+// A row kept by a pull (it had a pending create) and then created-and-deleted
+// locally before any push leaves the outbox with no answer: the row must
+// still end at the authority's version (invariant 3).
+func TestInvariant3_KeptRowComesBackAfterCreateThenDelete(t *testing.T) {
+	ctx := context.Background()
+	svc := newAuthority(t, nil)
+	a := newReplica(t, svc, nil)
+	b := newReplica(t, svc, nil)
+	_ = a.notes.Put(ctx, "x", map[string]any{"by": "a"})
+	_ = b.notes.Put(ctx, "x", map[string]any{"by": "b"})
+	mustSync(t, b)
+	if st := mustSync(t, a, core.PushKinds()); st.Kept != 1 {
+		t.Fatalf("kept = %d", st.Kept)
+	}
+	if err := a.notes.Delete(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ops(t)) != 0 {
+		t.Fatal("create then delete left an op")
+	}
+	mustSync(t, a)
+	rec, err := a.eng.Get(ctx, "note", "x")
+	if err != nil || field(t, rec, "by") != "b" {
+		t.Fatalf("after the sync the replica holds %s (%v), want the authority's version", rec.Data, err)
+	}
+}

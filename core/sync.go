@@ -242,6 +242,11 @@ func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page P
 		if err != nil {
 			return err
 		}
+		if res.Kept > 0 {
+			if err := rememberKept(ctx, tx, kind, page.Records); err != nil {
+				return err
+			}
+		}
 		e.checkpoint("mid_page_apply")
 		return tx.SetCursor(ctx, kind, next)
 	})
@@ -394,4 +399,58 @@ func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
 		}
 	}
 	return nil
+}
+
+// metaKept keys the version of a record that a pull left alone because the
+// record had ops: the cursor moves past it. Normally the op's answer brings
+// the row to the authority's version; when the op leaves the outbox with no
+// answer (a create deleted before it was pushed), the cursor is rewound to
+// the kept version instead, so the next pull brings it back.
+const metaKept = "kept:"
+
+// rememberKept records the versions of the records of a page that have ops.
+func rememberKept(ctx context.Context, tx Tx, kind string, recs []Record) error {
+	ops, err := tx.Ops(ctx, OpFilter{Kinds: []string{kind}})
+	if err != nil {
+		return err
+	}
+	pending := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		pending[op.ID] = true
+	}
+	for _, r := range recs {
+		if pending[r.ID] {
+			if err := tx.SetMeta(ctx, metaKept+kind+"/"+r.ID, strconv.FormatInt(r.UpdatedAt.UnixMicro(), 10)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rewindToKept moves the cursor of kind back before the version of kind/id a
+// pull kept, if any, and forgets it.
+func rewindToKept(ctx context.Context, tx Tx, kind, id string) error {
+	key := metaKept + kind + "/" + id
+	v, err := tx.Meta(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	us, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("offsync: meta %s: %w", key, err)
+	}
+	c, err := tx.Cursor(ctx, kind)
+	if err != nil {
+		return err
+	}
+	to := Cursor{UpdatedAt: time.UnixMicro(us - 1).UTC()}
+	if to.Before(c.UpdatedAt, c.ID) {
+		if err := tx.SetCursor(ctx, kind, to); err != nil {
+			return err
+		}
+	}
+	return tx.SetMeta(ctx, key, "")
 }

@@ -301,8 +301,13 @@ func (e *Engine) remove(ctx context.Context, tx Tx, kind, id string) error {
 	if n > 0 && coalescible(ops[n-1]) {
 		last := ops[n-1]
 		if n == 1 && last.BaseUpdatedAt.IsZero() && last.State != StateDeferred {
-			// A create that never reached the authority, then deleted: nothing.
+			// A create that never reached the authority, then deleted:
+			// nothing to push. If a pull passed over the authority's own
+			// version of this id meanwhile, pull it again.
 			if err := tx.DeleteOp(ctx, last.OpID); err != nil {
+				return err
+			}
+			if err := rewindToKept(ctx, tx, kind, id); err != nil {
 				return err
 			}
 			return tx.Remove(ctx, kind, id)

@@ -39,8 +39,9 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 		return core.Page{}, err
 	}
 	after := core.Cursor{UpdatedAt: core.Micro(req.After.UpdatedAt), ID: req.After.ID}
+	remaining := int64(-1) // rows after this page, when known
 	if req.PageToken != "" {
-		if after, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
+		if after, remaining, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
 			return core.Page{}, err
 		}
 	}
@@ -54,8 +55,21 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	var recs []core.Record
 	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
 		var err error
-		recs, err = tx.Changes(ctx, core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1})
-		return err
+		q := core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1}
+		if recs, err = tx.Changes(ctx, q); err != nil {
+			return err
+		}
+		// The first page of a long walk counts what follows once; later
+		// pages carry the count down in their tokens.
+		if c, ok := tx.(changesCounter); ok && req.PageToken == "" && len(recs) > limit {
+			q.Limit = 0
+			n, err := c.CountChanges(ctx, q)
+			if err != nil {
+				return err
+			}
+			remaining = n
+		}
+		return nil
 	})
 	if err != nil {
 		return core.Page{}, storeErr("pull "+req.Kind, err)
@@ -63,11 +77,22 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	page := core.Page{Records: recs, Remaining: 0}
 	if len(recs) > limit {
 		page.Records = recs[:limit]
+		if remaining >= 0 {
+			// Rows written during the walk may make it an underestimate,
+			// never a negative one; the last page says 0.
+			remaining = max(remaining-int64(limit), 1)
+		}
 		last := page.Records[limit-1]
-		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID})
-		page.Remaining = -1
+		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}, remaining)
+		page.Remaining = remaining
 	}
 	return page, nil
+}
+
+// changesCounter is implemented by store transactions that can count a
+// kind's feed (the bun stores), so pages can say how many rows remain.
+type changesCounter interface {
+	CountChanges(ctx context.Context, q core.ChangesQuery) (int64, error)
 }
 
 // Get implements core.Getter: the record kind/id, a tombstone too; a missing
@@ -109,18 +134,20 @@ func (s *Service) Get(ctx context.Context, kind, id string) (core.Record, error)
 }
 
 // Page tokens: base64url(payload | HMAC-SHA256(secret, payload)[:16]) with
-// payload = version 1 | uvarint len(kind) | kind | int64 µs | id.
+// payload = version 2 | uvarint len(kind) | kind | int64 µs |
+// uvarint remaining+1 (0: unknown) | id.
 const (
-	tokenVersion = 1
+	tokenVersion = 2
 	tokenMACLen  = 16
 )
 
-func (s *Service) encodeToken(kind string, c core.Cursor) string {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(kind)+8+len(c.ID)+tokenMACLen)
+func (s *Service) encodeToken(kind string, c core.Cursor, remaining int64) string {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(kind)+8+len(c.ID)+tokenMACLen)
 	b = append(b, tokenVersion)
 	b = binary.AppendUvarint(b, uint64(len(kind)))
 	b = append(b, kind...)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.UpdatedAt.UnixMicro()))
+	b = binary.AppendUvarint(b, uint64(max(remaining, -1)+1))
 	b = append(b, c.ID...)
 	b = append(b, s.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -132,9 +159,9 @@ func (s *Service) mac(b []byte) []byte {
 	return m.Sum(nil)[:tokenMACLen]
 }
 
-func (s *Service) decodeToken(kind, tok string) (core.Cursor, error) {
-	bad := func(why string) (core.Cursor, error) {
-		return core.Cursor{}, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
+func (s *Service) decodeToken(kind, tok string) (core.Cursor, int64, error) {
+	bad := func(why string) (core.Cursor, int64, error) {
+		return core.Cursor{}, 0, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
@@ -164,5 +191,9 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, error) {
 		return bad("malformed")
 	}
 	us := int64(binary.BigEndian.Uint64(rest[:8]))
-	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest[8:])}, nil
+	rem, w := binary.Uvarint(rest[8:])
+	if w <= 0 {
+		return bad("malformed")
+	}
+	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest[8+w:])}, int64(rem) - 1, nil
 }

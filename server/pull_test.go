@@ -174,9 +174,35 @@ func TestPullLimits(t *testing.T) {
 		if err != nil || len(page.Records) != c.want {
 			t.Fatalf("limit %d: %d rows (%v), want %d", c.limit, len(page.Records), err, c.want)
 		}
-		if page.NextPageToken == "" || page.Remaining != -1 {
-			t.Fatalf("limit %d: token %q remaining %d, want a token and unknown remaining", c.limit, page.NextPageToken, page.Remaining)
+		if page.NextPageToken == "" || page.Remaining != int64(8-c.want) {
+			t.Fatalf("limit %d: token %q remaining %d, want a token and %d remaining", c.limit, page.NextPageToken, page.Remaining, 8-c.want)
 		}
+	}
+}
+
+// Remaining is counted on the first page of a walk and carried down in the
+// page tokens, so a progress bar knows its total from the start.
+func TestPullRemainingAcrossAWalk(t *testing.T) {
+	ctx := t.Context()
+	svc, _ := newService(t, nil)
+	for i := range 10 {
+		mustApply(t, ctx, svc, upsert(fmt.Sprint(i), "note", fmt.Sprintf("n%02d", i), `{}`, time.Time{}))
+	}
+	var got []int64
+	req := core.PullRequest{Kind: "note", Limit: 3}
+	for {
+		page, err := svc.Pull(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Remaining)
+		if page.NextPageToken == "" {
+			break
+		}
+		req.PageToken = page.NextPageToken
+	}
+	if fmt.Sprint(got) != "[7 4 1 0]" {
+		t.Fatalf("remaining per page %v, want [7 4 1 0]", got)
 	}
 }
 

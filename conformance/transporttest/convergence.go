@@ -237,8 +237,6 @@ func TestConvergence(t *testing.T, h Harness) {
 				rt.Fatalf("replica %d: list: %v", i, err)
 			}
 			if d := sameRecords(got, want); d != "" {
-				c, _ := engines[i].Cursor(ctx, kind)
-				rt.Logf("DEBUG cursor %s %s; authority %v", core.FormatTime(c.UpdatedAt), c.ID, want)
 				rt.Fatalf("replica %d differs from the authority (replica vs authority): %s", i, d)
 			}
 		}

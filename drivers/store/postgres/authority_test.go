@@ -257,3 +257,63 @@ func TestOppositeKindOrdersDoNotDeadlock(t *testing.T) {
 		t.Fatalf("%d rows written, want %d", n, want)
 	}
 }
+
+// TestVersionsStampedInAReleasedSavepointPersist: a transaction keeps the
+// last version of each kind and records it when it commits. A version
+// stamped in a savepoint that was released is recorded even after a later
+// savepoint rolls back; one stamped in a rolled-back savepoint is not needed.
+func TestVersionsStampedInAReleasedSavepointPersist(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.New(t), core.Documents("a"), core.Documents("b"))
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // fixed: versions come from last+1µs
+	stamp := func(tx core.Tx, kind string) (time.Time, error) { return tx.NextVersion(ctx, kind, now) }
+	var va time.Time
+	err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		if err := tx.Savepoint(ctx, func(ctx context.Context) (err error) {
+			va, err = stamp(tx, "a")
+			return err
+		}); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func(ctx context.Context) error {
+			if _, err := stamp(tx, "a"); err != nil {
+				return err
+			}
+			if _, err := stamp(tx, "b"); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			return fmt.Errorf("savepoint: %v, want the rollback", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !va.Equal(now) {
+		t.Fatalf("first version %v, want %v", va, now)
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		next, err := stamp(tx, "a")
+		if err != nil {
+			return err
+		}
+		if !next.After(va) {
+			return fmt.Errorf("next version of a %v, not after the committed %v", next, va)
+		}
+		vb, err := stamp(tx, "b")
+		if err != nil {
+			return err
+		}
+		if !vb.Equal(now) {
+			return fmt.Errorf("b: %v, want %v (its only stamp was rolled back)", vb, now)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -102,7 +102,7 @@ type Item struct {
 var benchItems = core.NewTable[Item]("item")
 
 // itemOp is the op creating item i.
-func itemOp(b *testing.B, i int) core.Op {
+func itemOp(b testing.TB, i int) core.Op {
 	rec, err := benchItems.Record(&Item{
 		ID:    fmt.Sprintf("item-%08d", i),
 		Title: fmt.Sprintf("Item number %d of the benchmark data set", i),

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/offsync/offsync/core"
@@ -14,7 +15,11 @@ import (
 )
 
 // NextVersion implements core.AuthorityTx: after the dialect's per-kind lock
-// it returns max(now, last+1µs) and records it.
+// it returns max(now, last+1). The lock is taken once per transaction and
+// kind; while it is held no other writer can move last, so the transaction
+// keeps last itself and writes it to offsync_versions once, just before it
+// commits (flushVersions). Rewriting the row for every op would leave, on
+// Postgres, a chain of row versions that every later op of the batch walks.
 func (t *Tx) NextVersion(ctx context.Context, kind string, now time.Time) (time.Time, error) {
 	if t.readOnly {
 		return time.Time{}, fmt.Errorf("%w: NextVersion in a read transaction", core.ErrInvalid)
@@ -22,19 +27,53 @@ func (t *Tx) NextVersion(ctx context.Context, kind string, now time.Time) (time.
 	if _, err := t.s.kind(kind); err != nil {
 		return time.Time{}, err
 	}
-	last, err := t.s.d.LockVersion(ctx, t.tx, kind)
-	if err != nil {
-		return time.Time{}, t.dbErr("lock version", err)
+	_, locked := t.locked[kind]
+	last, known := t.vlast[kind]
+	if !locked || !known {
+		l, err := t.s.d.LockVersion(ctx, t.tx, kind)
+		if err != nil {
+			return time.Time{}, t.dbErr("lock version", err)
+		}
+		if !locked {
+			if t.locked == nil {
+				t.locked = map[string]int{}
+			}
+			t.locked[kind] = t.depth
+		}
+		last = l
 	}
 	v := core.Micro(now).UnixMicro()
 	if v <= last {
 		v = last + 1
 	}
-	if _, err := t.tx.NewRaw(`INSERT INTO offsync_versions (kind, last) VALUES (?, ?)
-		ON CONFLICT (kind) DO UPDATE SET last = EXCLUDED.last`, kind, v).Exec(ctx); err != nil {
-		return time.Time{}, t.dbErr("record version", err)
+	if t.vlast == nil {
+		t.vlast = map[string]int64{}
 	}
+	t.vlast[kind] = v
 	return time.UnixMicro(v).UTC(), nil
+}
+
+// flushVersions records, before the transaction commits, the last version
+// stamped of each kind. Every kind in vlast is locked by the transaction
+// (forgetLocks drops a kind whose lock a savepoint's rollback released,
+// with the versions stamped under it), so this never waits.
+func (t *Tx) flushVersions(ctx context.Context) error {
+	if len(t.vlast) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(t.vlast))
+	for k := range t.vlast {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		if _, err := t.tx.NewRaw(`INSERT INTO offsync_versions (kind, last) VALUES (?, ?)
+			ON CONFLICT (kind) DO UPDATE SET last = CASE WHEN EXCLUDED.last > offsync_versions.last
+				THEN EXCLUDED.last ELSE offsync_versions.last END`, k, t.vlast[k]).Exec(ctx); err != nil {
+			return t.dbErr("record version", err)
+		}
+	}
+	return nil
 }
 
 // Changes implements core.AuthorityTx.
@@ -46,29 +85,11 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 	if q.Limit < 0 {
 		return nil, fmt.Errorf("%w: negative limit", core.ErrInvalid)
 	}
-	if q.Filter != nil && !goodField(q.Filter.Field) {
-		return nil, fmt.Errorf("%w: scope filter field %q", core.ErrInvalid, q.Filter.Field)
-	}
-	after := func(sq *bun.SelectQuery) *bun.SelectQuery {
-		if q.After.IsZero() {
-			return sq
-		}
-		u := q.After.UpdatedAt.UnixMicro()
-		if q.After.UpdatedAt.IsZero() {
-			u = 0
-		}
-		return sq.Where("(? > ? OR (? = ? AND ? > ?))",
-			bun.Ident("updated_at"), u, bun.Ident("updated_at"), u, bun.Ident("id"), q.After.ID)
-	}
 	if !k.typed {
 		var rows []docRow
-		sq := t.tx.NewSelect().Model(&rows).Where("kind = ?", q.Kind)
-		sq = after(sq)
-		if q.Filter != nil {
-			if len(q.Filter.Values) == 0 {
-				return nil, nil
-			}
-			sq = sq.Where("? IN (?)", t.s.d.JSONField("data", q.Filter.Field), bun.In(q.Filter.Values))
+		sq, none, err := t.feed(t.tx.NewSelect().Model(&rows), k, q)
+		if err != nil || none {
+			return nil, err
 		}
 		sq = sq.Order("updated_at", "id")
 		if q.Limit > 0 {
@@ -84,17 +105,9 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		return out, nil
 	}
 	slice := reflect.New(reflect.SliceOf(k.typ))
-	sq := t.tx.NewSelect().Model(slice.Interface())
-	sq = after(sq)
-	if q.Filter != nil {
-		col, ok := k.columns[q.Filter.Field]
-		if !ok {
-			return nil, fmt.Errorf("%w: kind %q has no field %q to filter on", core.ErrInvalid, q.Kind, q.Filter.Field)
-		}
-		if len(q.Filter.Values) == 0 {
-			return nil, nil
-		}
-		sq = sq.Where("? IN (?)", bun.Ident(col), bun.In(q.Filter.Values))
+	sq, none, err := t.feed(t.tx.NewSelect().Model(slice.Interface()), k, q)
+	if err != nil || none {
+		return nil, err
 	}
 	sq = sq.OrderExpr("? ASC, ? ASC", bun.Ident("updated_at"), bun.Ident("id"))
 	if q.Limit > 0 {
@@ -104,6 +117,65 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		return nil, t.dbErr("changes", err)
 	}
 	return k.records(slice.Elem())
+}
+
+// CountChanges counts the rows of a kind's feed after q.After within
+// q.Filter (q.Limit is ignored), so an authority can tell a puller how much
+// remains. It is not part of core.AuthorityTx; the server finds it by type
+// assertion.
+func (t *Tx) CountChanges(ctx context.Context, q core.ChangesQuery) (int64, error) {
+	k, err := t.s.kind(q.Kind)
+	if err != nil {
+		return 0, err
+	}
+	var sq *bun.SelectQuery
+	if k.typed {
+		sq = t.tx.NewSelect().Model(reflect.New(k.typ).Interface())
+	} else {
+		sq = t.tx.NewSelect().Model((*docRow)(nil))
+	}
+	sq, none, err := t.feed(sq, k, q)
+	if err != nil || none {
+		return 0, err
+	}
+	n, err := sq.Count(ctx)
+	if err != nil {
+		return 0, t.dbErr("count changes", err)
+	}
+	return int64(n), nil
+}
+
+// feed restricts sq to the rows of q's feed: the kind, after the cursor,
+// within the scope filter. none reports a filter that admits nothing.
+func (t *Tx) feed(sq *bun.SelectQuery, k *kindInfo, q core.ChangesQuery) (_ *bun.SelectQuery, none bool, _ error) {
+	if q.Filter != nil && !goodField(q.Filter.Field) {
+		return nil, false, fmt.Errorf("%w: scope filter field %q", core.ErrInvalid, q.Filter.Field)
+	}
+	if !k.typed {
+		sq = sq.Where("kind = ?", q.Kind)
+	}
+	if !q.After.IsZero() {
+		u := q.After.UpdatedAt.UnixMicro()
+		if q.After.UpdatedAt.IsZero() {
+			u = 0
+		}
+		sq = sq.Where("(? > ? OR (? = ? AND ? > ?))",
+			bun.Ident("updated_at"), u, bun.Ident("updated_at"), u, bun.Ident("id"), q.After.ID)
+	}
+	if q.Filter == nil {
+		return sq, false, nil
+	}
+	if len(q.Filter.Values) == 0 {
+		return nil, true, nil
+	}
+	if !k.typed {
+		return sq.Where("? IN (?)", t.s.d.JSONField("data", q.Filter.Field), bun.In(q.Filter.Values)), false, nil
+	}
+	col, ok := k.columns[q.Filter.Field]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: kind %q has no field %q to filter on", core.ErrInvalid, q.Kind, q.Filter.Field)
+	}
+	return sq.Where("? IN (?)", bun.Ident(col), bun.In(q.Filter.Values)), false, nil
 }
 
 // idemRow is a row of offsync_idempotency.

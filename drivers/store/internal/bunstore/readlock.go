@@ -91,6 +91,19 @@ func (t *Tx) forgetLocks(depth int) {
 	for k, d := range t.locked {
 		if d >= depth {
 			delete(t.locked, k)
+			// Every version of k stamped by this transaction was stamped
+			// under that lock, so inside the savepoint: all rolled back.
+			delete(t.vlast, k)
+		}
+	}
+}
+
+// keepLocks hands the locks taken inside a released savepoint (at depth or
+// deeper) to the enclosing level: a release keeps them.
+func (t *Tx) keepLocks(depth int) {
+	for k, d := range t.locked {
+		if d >= depth {
+			t.locked[k] = depth - 1
 		}
 	}
 }

@@ -89,9 +89,10 @@ type Tx struct {
 	s        *Store
 	tx       bun.Tx
 	readOnly bool
-	sp       int            // savepoint counter
-	depth    int            // savepoints open
-	locked   map[string]int // kinds locked, by the savepoint depth they were locked at
+	sp       int              // savepoint counter
+	depth    int              // savepoints open
+	locked   map[string]int   // kinds locked, by the savepoint depth they were locked at
+	vlast    map[string]int64 // last version stamped per locked kind, written at commit
 }
 
 var (
@@ -172,6 +173,10 @@ func (s *Store) run(ctx context.Context, db *bun.DB, opts *sql.TxOptions, readOn
 		_ = btx.Rollback()
 		return nil
 	}
+	if err := t.flushVersions(ctx); err != nil {
+		_ = btx.Rollback()
+		return err
+	}
 	if err := btx.Commit(); err != nil {
 		return fmt.Errorf("offsync: %s: commit: %w", s.d.Name(), err)
 	}
@@ -205,6 +210,7 @@ func (t *Tx) Savepoint(ctx context.Context, fn func(ctx context.Context) error) 
 	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
 		return fmt.Errorf("offsync: release savepoint: %w", err)
 	}
+	t.keepLocks(t.depth + 1)
 	return nil
 }
 
