@@ -199,9 +199,8 @@ func seedServer(t *testing.T, dbPath string, n int) {
 	}
 }
 
-// bigCount is the size of the big sync test: 20,000 records by default, to
-// keep the package fast; OFFSYNC_CLI_RECORDS=100000 runs the full-size
-// acceptance check (about 15 s).
+// bigCount is the size of the big sync test: the acceptance's 100,000
+// records (a few seconds); OFFSYNC_CLI_RECORDS=N runs another size.
 func bigCount(t *testing.T) int {
 	if s := os.Getenv("OFFSYNC_CLI_RECORDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -210,7 +209,7 @@ func bigCount(t *testing.T) int {
 		}
 		return n
 	}
-	return 20_000
+	return 100_000
 }
 
 func TestSyncProgressBigServer(t *testing.T) {
@@ -225,15 +224,15 @@ func TestSyncProgressBigServer(t *testing.T) {
 	t.Run("plain lines when not a terminal", func(t *testing.T) {
 		writeFile(t, workDir(t), "offsync.yaml", cfg)
 		out, _ := mustRun(t, 0, "sync")
-		// One line a page; the reference server tells how many rows remain
-		// only on the last page, so the total appears there.
+		// One line a page, each with the total: the reference server counts
+		// the rows of a walk on its first page.
 		lines := regexp.MustCompile(`(?m)^pull note: (\d+)(?:/(\d+))?$`).FindAllStringSubmatch(out, -1)
 		if want := (n + 999) / 1000; len(lines) != want {
 			t.Fatalf("%d progress lines, want %d (one a page):\n%.2000s", len(lines), want, out)
 		}
 		for i, l := range lines {
-			if l[1] != strconv.Itoa(min(n, (i+1)*1000)) {
-				t.Fatalf("line %d is %q, want %d pulled", i, l[0], min(n, (i+1)*1000))
+			if l[1] != strconv.Itoa(min(n, (i+1)*1000)) || l[2] != strconv.Itoa(n) {
+				t.Fatalf("line %d is %q, want %d/%d", i, l[0], min(n, (i+1)*1000), n)
 			}
 		}
 		if last := lines[len(lines)-1]; last[2] != strconv.Itoa(n) {
