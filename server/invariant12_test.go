@@ -1,228 +1,42 @@
 package server_test
 
 import (
-	"context"
-	"fmt"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/feedrace"
 	"github.com/offsync/offsync/server"
 )
 
-// feedRun is what the invariant 12 scenario observed.
-type feedRun struct {
-	pushed    []string       // ids of applied ops
-	seen      map[string]int // how often the puller saw each id
-	pages     int            // non-empty pages the puller served
-	holds     int            // stamped writers held open
-	afterHold int            // holds during which a later-stamped row committed
-	all       []core.Record  // a fresh walk of the whole feed at the end
-}
-
-// runFeedRace has several writers (200 rows each, 50 under the race
-// detector) push new rows of one kind while a puller
-// walks the feed with Limit 7, resuming from its cursor between walks. Every
-// push of writer 0 is held open right after its version is stamped until the
-// puller has finished a walk that began after the hold (and, when the stamp
-// was taken outside the lock, until a row stamped later has committed, which
-// a correct authority makes impossible). Every row must reach the puller
-// exactly once.
-func runFeedRace(t *testing.T, broken bool) feedRun {
-	t.Helper()
-	ctx := t.Context()
-	// A frozen clock: versions are last+1µs, so every ordering is decided by
-	// the locking alone.
-	clock := core.NewManualClock(t0)
-	svc, _ := newService(t, &server.Options{Tables: []core.Table{core.Documents("item")}, Clock: clock})
-	if broken {
-		server.UseStampBeforeLock(svc)
-	}
-	const writers = 4
+// feedConfig is the invariant 12 scenario (internal/feedrace) on one SQLite
+// authority: four writers of 200 rows each (50 under the race detector) and a
+// frozen clock, so that versions are last+1µs and every ordering is decided
+// by the locking alone.
+func feedConfig(broken bool) feedrace.Config {
 	perWriter := 200 // 800 rows: at least 115 full pages of 7
 	if raceEnabled {
 		perWriter = 50
 	}
-
-	var (
-		mu           sync.Mutex
-		cond         = sync.NewCond(&mu)
-		commits      int       // pushes answered
-		maxCommitted time.Time // newest version answered
-		othersDone   int       // writers other than 0 that finished
-		allDone      bool
-		pagesStarted int
-		walkEndedAt  int // pagesStarted of the last page that ended a walk
-		wantPage     int // holds waiting for the puller
-		pullerDone   bool
-		run          = feedRun{seen: map[string]int{}}
-	)
-	server.SetAfterStamp(svc, func(ctx context.Context, kind, id string, v time.Time, locked bool) {
-		if !strings.HasPrefix(id, "w0-") {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		run.holds++
-		if !locked {
-			// Wait for a writer that stamped later to commit; with the lock
-			// held this could never happen, so only the broken variant waits.
-			for !maxCommitted.After(v) && othersDone < writers-1 {
-				cond.Wait()
-			}
-			if maxCommitted.After(v) {
-				run.afterHold++
-			}
-		}
-		start := pagesStarted
-		wantPage++
-		cond.Broadcast()
-		for walkEndedAt <= start && !pullerDone {
-			cond.Wait()
-		}
-		wantPage--
-	})
-
-	var wg sync.WaitGroup
-	errs := make(chan error, writers+1)
-	for w := range writers {
-		wg.Go(func() {
-			defer func() {
-				mu.Lock()
-				if w != 0 {
-					othersDone++
-				}
-				cond.Broadcast()
-				mu.Unlock()
-			}()
-			for i := range perWriter {
-				id := fmt.Sprintf("w%d-%04d", w, i)
-				res, err := svc.Push(ctx, []core.Op{upsert(id, "item", id, `{"w":1}`, time.Time{})})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if res[0].Status != core.StatusApplied {
-					errs <- fmt.Errorf("push %s: %v %s", id, res[0].Status, res[0].Reason)
-					return
-				}
-				mu.Lock()
-				commits++
-				run.pushed = append(run.pushed, id)
-				if v := res[0].Record.UpdatedAt; v.After(maxCommitted) {
-					maxCommitted = v
-				}
-				cond.Broadcast()
-				mu.Unlock()
-			}
-		})
+	return feedrace.Config{
+		Writers: 4, PerWriter: perWriter, Clock: core.NewManualClock(t0), Broken: broken,
+		New: func(t *testing.T, opts server.Options) *server.Service {
+			opts.Tables = []core.Table{core.Documents("item")}
+			return newServiceOn(t, newStore(t), &opts)
+		},
 	}
-	pullerExit := make(chan struct{})
-	go func() {
-		defer close(pullerExit)
-		defer func() {
-			mu.Lock()
-			pullerDone = true
-			cond.Broadcast()
-			mu.Unlock()
-		}()
-		var cur core.Cursor
-		token := ""
-		for {
-			mu.Lock()
-			pagesStarted++
-			myPage := pagesStarted
-			final := allDone
-			seenCommits := commits
-			mu.Unlock()
-			page, err := svc.Pull(ctx, core.PullRequest{Kind: "item", After: cur, PageToken: token, Limit: 7})
-			if err != nil {
-				errs <- err
-				return
-			}
-			mu.Lock()
-			for _, r := range page.Records {
-				run.seen[r.ID]++
-				cur = core.Cursor{UpdatedAt: r.UpdatedAt, ID: r.ID}
-			}
-			if len(page.Records) > 0 {
-				run.pages++
-			}
-			token = page.NextPageToken
-			if token == "" {
-				walkEndedAt = myPage
-				cond.Broadcast()
-				if final {
-					mu.Unlock()
-					return
-				}
-				// Caught up: wait for a commit, a held writer, or the end.
-				for commits == seenCommits && wantPage == 0 && !allDone {
-					cond.Wait()
-				}
-			}
-			mu.Unlock()
-		}
-	}()
-	wg.Wait()
-	mu.Lock()
-	allDone = true
-	cond.Broadcast()
-	mu.Unlock()
-	<-pullerExit
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	run.all = pullAll(t, ctx, svc, "item", 0)
-	return run
 }
 
 func TestInvariant12_CursorNeverSkipsARowCommittedAfterAPage(t *testing.T) {
-	run := runFeedRace(t, false)
-	rows := len(run.pushed)
-	if rows != len(run.all) || rows != 4*run.holds {
-		t.Fatalf("%d rows pushed, %d in the feed, %d holds", rows, len(run.all), run.holds)
+	cfg := feedConfig(false)
+	minPages := 100
+	if raceEnabled {
+		minPages = 0 // the smaller race run checks exactly-once only
 	}
-	if run.pages < 100 && !raceEnabled {
-		t.Fatalf("the puller served %d non-empty pages, want at least 100", run.pages)
-	}
-	for _, id := range run.pushed {
-		if n := run.seen[id]; n != 1 {
-			t.Errorf("row %s reached the puller %d times, want exactly once", id, n)
-		}
-	}
-	if len(run.seen) != len(run.pushed) {
-		t.Errorf("the puller saw %d distinct rows, %d were pushed", len(run.seen), len(run.pushed))
-	}
-	for i := 1; i < len(run.all); i++ {
-		if !run.all[i].UpdatedAt.After(run.all[i-1].UpdatedAt) {
-			t.Fatalf("versions do not strictly increase: %v then %v", run.all[i-1].UpdatedAt, run.all[i].UpdatedAt)
-		}
-	}
+	feedrace.RequireExactlyOnce(t, cfg, feedrace.Run(t, cfg), minPages)
 }
 
-// The negative control: the same scenario against an authority that reads
-// the clock before taking the kind's lock must lose rows, or the test above
-// proves nothing.
+// The negative control: an authority that reads the clock before taking the
+// kind's lock must lose rows, or the test above proves nothing.
 func TestInvariant12_NegativeControl_StampBeforeLockIsCaught(t *testing.T) {
-	run := runFeedRace(t, true)
-	if len(run.all) != len(run.pushed) {
-		t.Fatalf("%d rows in the feed, %d pushed", len(run.all), len(run.pushed))
-	}
-	if run.afterHold == 0 {
-		t.Fatal("no later-stamped row committed during a hold: the scenario did not exercise the race")
-	}
-	skipped := 0
-	for _, id := range run.pushed {
-		if run.seen[id] == 0 {
-			skipped++
-		}
-	}
-	if skipped == 0 {
-		t.Fatal("the stamp-before-lock authority lost no row: the invariant 12 test cannot catch it")
-	}
-	t.Logf("stamp-before-lock: %d of %d rows skipped by the puller (%d holds with a later commit)", skipped, len(run.pushed), run.afterHold)
+	feedrace.RequireCaught(t, feedrace.Run(t, feedConfig(true)))
 }

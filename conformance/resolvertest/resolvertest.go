@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -214,23 +215,32 @@ func TestBatch(t *testing.T, h Harness) {
 	if !ok {
 		t.Fatalf("Features.Batch is claimed but %T is not a core.BatchResolver", r)
 	}
-	var names []string
-	var cs []core.Conflict
-	for name, c := range Conflicts() {
-		names = append(names, name)
-		cs = append(cs, c)
+	all := Conflicts()
+	sorted := make([]string, 0, len(all))
+	for name := range all {
+		sorted = append(sorted, name)
 	}
-	res, err := b.ResolveBatch(t.Context(), cs)
-	if err != nil {
-		t.Fatalf("ResolveBatch: %v", err)
-	}
-	if len(res) != len(cs) {
-		t.Fatalf("ResolveBatch of %d conflicts answered %d resolutions", len(cs), len(res))
-	}
-	for i := range cs {
-		check(t, names[i], res[i])
-		if one := resolve(t, r, names[i], Conflicts()[names[i]]); !reflect.DeepEqual(one, res[i]) {
-			t.Errorf("%s: batch answer %+v differs from the single answer %+v (out of order?)", names[i], res[i], one)
+	slices.Sort(sorted)
+	// The batch in a fixed order and rotated by one: an answer out of order
+	// then shows in one of them unless every answer is the same.
+	for shift := range 2 {
+		names := append(slices.Clone(sorted[shift:]), sorted[:shift]...)
+		cs := make([]core.Conflict, len(names))
+		for i, name := range names {
+			cs[i] = all[name]
+		}
+		res, err := b.ResolveBatch(t.Context(), cs)
+		if err != nil {
+			t.Fatalf("ResolveBatch: %v", err)
+		}
+		if len(res) != len(cs) {
+			t.Fatalf("ResolveBatch of %d conflicts answered %d resolutions", len(cs), len(res))
+		}
+		for i := range cs {
+			check(t, names[i], res[i])
+			if one := resolve(t, r, names[i], Conflicts()[names[i]]); !reflect.DeepEqual(one, res[i]) {
+				t.Errorf("%s: batch answer %+v differs from the single answer %+v (out of order?)", names[i], res[i], one)
+			}
 		}
 	}
 	if res, err := b.ResolveBatch(t.Context(), nil); err != nil || len(res) != 0 {
