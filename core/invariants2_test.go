@@ -399,3 +399,21 @@ func TestInvariant11_QueuedOpsSurviveSchemaChange(t *testing.T) {
 		}
 	})
 }
+
+// A push refused as a whole because its kind is unknown to the authority
+// sends the op to the dead letters at once (no retry can help) and Sync
+// reports the error.
+func TestPushOfAnUnknownKindIsDeadAtOnce(t *testing.T) {
+	ctx := context.Background()
+	svc := newAuthority(t, nil) // serves project, todo, note
+	r := newReplica(t, svc, &core.Options{Tables: []core.Table{notes, core.Documents("extra")}})
+	if err := core.DocsFor(r.eng, core.Documents("extra")).Put(ctx, "x", map[string]any{"v": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.eng.Sync(ctx, core.PushKinds("extra"), core.PullKinds()); !errors.Is(err, core.ErrUnknownKind) {
+		t.Fatalf("sync: %v", err)
+	}
+	if op := opOf(t, r, "x"); op.State != core.StateDead || op.Attempts != 1 {
+		t.Fatalf("op %s with %d attempts", op.State, op.Attempts)
+	}
+}

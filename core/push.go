@@ -129,6 +129,7 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 // send pushes ops and applies the answers. resolution marks the push of
 // conflict resolutions, whose conflicts wait for the next call.
 func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats) (paused bool, err error) {
+	var pushErr error // a refusal of the whole push, reported once its ops are settled
 	results, err := e.tr.Push(ctx, ops)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -139,11 +140,14 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 			// same OpIDs later, without burning an attempt (invariant 9).
 			return true, e.fail("", fmt.Errorf("offsync: push: %w", err), true, st)
 		}
+		// The authority refused the push as a whole: each op failed. An
+		// unknown kind or an invalid op will never be accepted.
+		permanent := errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrInvalid)
 		results = make([]PushResult, len(ops))
 		for i, op := range ops {
-			results[i] = PushResult{OpID: op.OpID, Status: StatusRejected, Reason: err.Error()}
+			results[i] = PushResult{OpID: op.OpID, Status: StatusRejected, Reason: err.Error(), Permanent: permanent}
 		}
-		e.fail("", fmt.Errorf("offsync: push: %w", err), true, st)
+		pushErr = e.fail("", fmt.Errorf("offsync: push: %w", err), !permanent, st)
 	}
 	e.checkpoint("after_answer")
 	results = matchResults(ops, results)
@@ -250,7 +254,7 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 			return true, err
 		}
 	}
-	return paused, nil
+	return paused, pushErr
 }
 
 // matchResults lines results up with ops: by OpID when the transport set
