@@ -84,8 +84,11 @@ func PreservingMerge(local, server map[string]any, changedFields []string) map[s
 // added on either side stays (items with an "id" are matched by id and merged
 // three-way, others by deep equality; the order is the server's, then local
 // additions in local order), and nested objects merge field by field the same
-// way. A changed field that local no longer has is removed. System fields
-// always keep the server's value (see PreservingMerge).
+// way. Lists are sets: a merged list holds each item once, and a side whose
+// list differs from base only by repeated items did not change it (so merging
+// the same edit again changes nothing). A changed field that local no longer
+// has is removed. System fields always keep the server's value (see
+// PreservingMerge).
 //
 // A nil base means the base is unknown: ThreeWayMerge is then PreservingMerge.
 func ThreeWayMerge(base, local, server map[string]any, changedFields []string) map[string]any {
@@ -135,6 +138,8 @@ func applyChange(out map[string]any, f string, b, l map[string]any) {
 // merge3Value merges one value changed locally; hasBase says whether base had
 // the value at all.
 func merge3Value(b, l, s any, hasBase bool) any {
+	// Lists are sets: a side that only repeated an item did not change it.
+	b, l, s = distinctItems(b), distinctItems(l), distinctItems(s)
 	if equalValues(l, s) {
 		return l
 	}
@@ -210,6 +215,34 @@ func merge3List(b, l, s []any) []any {
 		}
 		emitted[k] = true
 		out = append(out, item)
+	}
+	return out
+}
+
+// distinctItems returns a list without repeated items (first ones kept, in
+// order); any other value, and a list without repeats, is returned as is.
+func distinctItems(v any) any {
+	list, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	seen := make(map[string]bool, len(list))
+	var out []any
+	for i, item := range list {
+		k := itemKey(item)
+		if seen[k] {
+			if out == nil {
+				out = append(make([]any, 0, len(list)), list[:i]...)
+			}
+			continue
+		}
+		seen[k] = true
+		if out != nil {
+			out = append(out, item)
+		}
+	}
+	if out == nil {
+		return list
 	}
 	return out
 }

@@ -44,6 +44,64 @@ func mergeCanon(t mergeTB, v any) string {
 	return string(b)
 }
 
+// setCanon is mergeCanon with every list reduced to its distinct items in
+// first-seen order: ThreeWayMerge treats lists as sets (DESIGN §6), while a
+// list that only one side changed passes through as it was, duplicates
+// included, so the properties compare lists as ordered sets.
+func setCanon(t mergeTB, v any) string {
+	t.Helper()
+	var distinct func(v any) any
+	distinct = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				out[k] = distinct(e)
+			}
+			return out
+		case []any:
+			seen := map[string]bool{}
+			out := []any{}
+			for _, e := range x {
+				if k := itemKey(e); !seen[k] {
+					seen[k] = true
+					out = append(out, distinct(e))
+				}
+			}
+			return out
+		}
+		return v
+	}
+	var x any
+	if err := json.Unmarshal([]byte(mergeCanon(t, v)), &x); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return mergeCanon(t, distinct(x))
+}
+
+// noNewCopies fails when a top-level list of got holds an item more times
+// than both inputs' lists of that field do.
+func noNewCopies(t mergeTB, got, a, b map[string]any) {
+	t.Helper()
+	count := func(v any) map[string]int {
+		n := map[string]int{}
+		if l, ok := v.([]any); ok {
+			for _, e := range l {
+				n[itemKey(e)]++
+			}
+		}
+		return n
+	}
+	for f, v := range got {
+		ca, cb := count(a[f]), count(b[f])
+		for k, n := range count(v) {
+			if n > max(ca[k], cb[k], 1) {
+				t.Fatalf("field %s: item %s appears %d times, the inputs %d and %d", f, k, n, ca[k], cb[k])
+			}
+		}
+	}
+}
+
 func wantMergedJSON(t mergeTB, got map[string]any, want string) {
 	t.Helper()
 	if g, w := mergeCanon(t, got), mergeCanon(t, mergeObj(t, want)); g != w {
@@ -160,8 +218,10 @@ func TestThreeWayMerge(t *testing.T) {
 		{"tag removed on both sides", `{"tags":["a","b"]}`, `{"tags":["a"]}`, `{"tags":["a"]}`, nil, `{"tags":["a"]}`},
 		{"tag added on both sides once", `{"tags":[]}`, `{"tags":["x","y"]}`, `{"tags":["y","x"]}`, nil,
 			`{"tags":["y","x"]}`},
-		{"server unchanged takes the local list as is", `{"tags":["a","b"]}`, `{"tags":["b","a","a"]}`,
-			`{"tags":["a","b"]}`, nil, `{"tags":["b","a","a"]}`},
+		{"server unchanged takes the local list, each item once", `{"tags":["a","b"]}`, `{"tags":["b","a","a"]}`,
+			`{"tags":["a","b"]}`, nil, `{"tags":["b","a"]}`},
+		{"a server that only repeated an item did not change the list", `{"tags":["a","b"]}`, `{"tags":["b","a"]}`,
+			`{"tags":["a","b","b"]}`, nil, `{"tags":["b","a"]}`},
 		{"items with ids merged by id",
 			`{"items":[{"id":"1","title":"t","done":false},{"id":"2","title":"two"},{"id":"3","title":"three"}]}`,
 			`{"items":[{"id":"1","title":"mine","done":false},{"id":"3","title":"three"},{"id":"4","title":"four"}]}`,
@@ -375,7 +435,7 @@ func TestThreeWayMergeProperties(t *testing.T) {
 		server := genJSONEdit(rt, base, "server")
 		changed := genChangedFields(rt, "changed")
 		check := func(what string, got, want map[string]any) {
-			if g, w := mergeCanon(rt, got), mergeCanon(rt, want); g != w {
+			if g, w := setCanon(rt, got), setCanon(rt, want); g != w {
 				rt.Fatalf("%s:\nbase   %s\nlocal  %s\nserver %s\nchanged %v\ngot    %s\nwant   %s",
 					what, mergeCanon(rt, base), mergeCanon(rt, local), mergeCanon(rt, server), changed, g, w)
 			}
@@ -397,7 +457,11 @@ func TestThreeWayMergeProperties(t *testing.T) {
 
 		// Applying the same change again changes nothing.
 		merged := ThreeWayMerge(base, local, server, changed)
-		check("idempotent", ThreeWayMerge(base, local, merged, changed), merged)
+		again := ThreeWayMerge(base, local, merged, changed)
+		check("idempotent", again, merged)
+		// Lists are sets: a merge never adds copies of an item.
+		noNewCopies(rt, merged, local, server)
+		noNewCopies(rt, again, local, merged)
 
 		// Both sides made the same edit: that edit.
 		if changed == nil {
