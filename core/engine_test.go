@@ -135,8 +135,7 @@ func TestResetRequiredForcesAClearingResync(t *testing.T) {
 // from a cursor after the first sync.
 type resetOnce struct {
 	core.Transport
-	pulls atomic.Int32
-	done  atomic.Bool
+	done atomic.Bool
 }
 
 func (r *resetOnce) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {

@@ -111,16 +111,6 @@ type Stats struct {
 	Stuck     int // ops left in the outbox that this sync could not push (deferred, dead, backing off, paused)
 }
 
-func (s *Stats) add(o Stats) {
-	s.Pushed += o.Pushed
-	s.Pulled += o.Pulled
-	s.Kept += o.Kept
-	s.Conflicts += o.Conflicts
-	s.Resolved += o.Resolved
-	s.Errors += o.Errors
-	s.Stuck += o.Stuck
-}
-
 // Subscription receives the engine's events on C. Each subscription has its
 // own buffer; when it is full, events are dropped for that subscription only
 // (counted by Dropped), so a slow reader never blocks Sync.

@@ -423,11 +423,3 @@ func unionFields(a, b []string) []string {
 	slices.Sort(out)
 	return out
 }
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}

@@ -141,7 +141,7 @@ func (e *Engine) askResolvers(ctx context.Context, cs []Conflict) ([]Resolution,
 	}
 	for i := range cs {
 		if errs[i] == nil {
-			errs[i] = validResolution(cs[i], res[i])
+			errs[i] = checkResolution(res[i])
 		}
 		if errs[i] != nil {
 			errs[i] = fmt.Errorf("offsync: resolve conflict on %s/%s with %s: %w", cs[i].Kind, cs[i].ID, cs[i].Strategy, errs[i])
@@ -166,24 +166,6 @@ func safeBatch(ctx context.Context, r BatchResolver, cs []Conflict) (res []Resol
 		}
 	}()
 	return r.ResolveBatch(ctx, cs)
-}
-
-func validResolution(c Conflict, r Resolution) error {
-	switch r.Action {
-	case ActionAcceptServer, ActionAcceptClient, ActionDefer, ActionDiscard:
-		return nil
-	case ActionAcceptMerged:
-		if r.Data == nil {
-			return fmt.Errorf("%w: AcceptMerged without data", ErrInvalid)
-		}
-		for k := range r.Data {
-			if err := CheckFieldName(k); err != nil {
-				return fmt.Errorf("merged data: %w", err)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%w: unknown resolution action %d", ErrInvalid, r.Action)
 }
 
 // applyResolution carries a resolution out inside tx. It returns the op to
@@ -348,7 +330,7 @@ func (e *Engine) Resolve(ctx context.Context, opID string, r Resolution) error {
 			return fmt.Errorf("%w: op %q is %s, not deferred", ErrInvalid, opID, op.State)
 		}
 		c := e.conflictOf(op, server, entry.DetectedAt)
-		if err := validResolution(c, r); err != nil {
+		if err := checkResolution(r); err != nil {
 			return err
 		}
 		if r.Action == ActionDefer {

@@ -248,6 +248,8 @@ var (
 	_ BatchResolver = manualBatchResolver{}
 )
 
+// checkResolution refuses an unknown action, and merged data that is missing
+// or uses a reserved field name.
 func checkResolution(r Resolution) error {
 	switch r.Action {
 	case ActionAcceptServer, ActionAcceptClient, ActionDefer, ActionDiscard:
@@ -255,6 +257,11 @@ func checkResolution(r Resolution) error {
 	case ActionAcceptMerged:
 		if r.Data == nil {
 			return fmt.Errorf("%w: AcceptMerged without data", ErrInvalid)
+		}
+		for k := range r.Data {
+			if err := CheckFieldName(k); err != nil {
+				return fmt.Errorf("merged data: %w", err)
+			}
 		}
 		return nil
 	}

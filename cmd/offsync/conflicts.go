@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -69,24 +70,10 @@ var conflictsListCmd = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		out := cmd.OutOrStdout()
-		if conflictsJSON {
-			items := make([]conflictJSON, 0, len(list))
-			for _, c := range list {
-				items = append(items, toConflictJSON(c))
-			}
-			return writeJSON(out, items)
-		}
-		if len(list) == 0 {
-			_, err := fmt.Fprintln(out, "no conflicts")
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "OP\tKIND\tID\tTYPE\tDETECTED")
-		for _, c := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.OpID, c.Kind, c.ID, c.Type, formatTime(c.DetectedAt))
-		}
-		return tw.Flush()
+		return printList(cmd.OutOrStdout(), conflictsJSON, list, toConflictJSON, "no conflicts",
+			"OP\tKIND\tID\tTYPE\tDETECTED", func(c core.ConflictEntry) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", c.OpID, c.Kind, c.ID, c.Type, formatTime(c.DetectedAt))
+			})
 	},
 }
 
@@ -257,4 +244,26 @@ func init() {
 	_ = conflictsResolveCmd.RegisterFlagCompletionFunc("accept", cobra.FixedCompletions([]string{"server", "client", "merged"}, cobra.ShellCompDirectiveNoFileComp))
 	conflictsCmd.AddCommand(conflictsListCmd, conflictsShowCmd, conflictsResolveCmd)
 	rootCmd.AddCommand(conflictsCmd)
+}
+
+// printList writes items as a JSON array (asJSON), or as a table with header
+// and one row each, or the empty line when there are none.
+func printList[T, J any](out io.Writer, asJSON bool, items []T, toJSON func(T) J, empty, header string, row func(T) string) error {
+	if asJSON {
+		js := make([]J, 0, len(items))
+		for _, it := range items {
+			js = append(js, toJSON(it))
+		}
+		return writeJSON(out, js)
+	}
+	if len(items) == 0 {
+		_, err := fmt.Fprintln(out, empty)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -67,24 +66,10 @@ var deadListCmd = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		out := cmd.OutOrStdout()
-		if deadJSON {
-			items := make([]opJSON, 0, len(ops))
-			for _, op := range ops {
-				items = append(items, toOpJSON(op))
-			}
-			return writeJSON(out, items)
-		}
-		if len(ops) == 0 {
-			_, err := fmt.Fprintln(out, "no dead letters")
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "OP\tKIND\tID\tTYPE\tATTEMPTS\tERROR")
-		for _, op := range ops {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", op.OpID, op.Kind, op.ID, op.Type, op.Attempts, op.LastError)
-		}
-		return tw.Flush()
+		return printList(cmd.OutOrStdout(), deadJSON, ops, toOpJSON, "no dead letters",
+			"OP\tKIND\tID\tTYPE\tATTEMPTS\tERROR", func(op core.Op) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", op.OpID, op.Kind, op.ID, op.Type, op.Attempts, op.LastError)
+			})
 	},
 }
 

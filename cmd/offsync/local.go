@@ -34,6 +34,21 @@ and its outbox op commit together, and the next sync pushes them.`,
 }
 
 // documentTable returns the document table of kind in eng.
+// openDocuments opens the replica of the config and returns it with the
+// document table of kind; the caller closes the engine.
+func openDocuments(ctx context.Context, kind string) (*core.Engine, *core.DocumentTable, error) {
+	_, eng, err := openReplica(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := documentTable(eng, kind)
+	if err != nil {
+		eng.Close()
+		return nil, nil, err
+	}
+	return eng, d, nil
+}
+
 func documentTable(eng *core.Engine, kind string) (*core.DocumentTable, error) {
 	t, err := eng.Table(kind)
 	if err != nil {
@@ -83,14 +98,11 @@ var localGetCmd = &cobra.Command{
 	Args:    cobra.ExactArgs(2),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		eng, _, err := openDocuments(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
-		if _, err := documentTable(eng, args[0]); err != nil {
-			return err
-		}
 		rec, err := eng.Get(ctx, args[0], args[1])
 		if err != nil {
 			return fmt.Errorf("get %s/%s: %w", args[0], args[1], err)
@@ -139,15 +151,11 @@ var localPutCmd = &cobra.Command{
 			return usageErrorf("the row must be one JSON object, found more after it")
 		}
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		eng, d, err := openDocuments(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
-		d, err := documentTable(eng, args[0])
-		if err != nil {
-			return err
-		}
 		if err := core.DocsFor(eng, d).Put(ctx, args[1], data); err != nil {
 			return fmt.Errorf("put %s/%s: %w", args[0], args[1], err)
 		}
@@ -163,15 +171,11 @@ var localDeleteCmd = &cobra.Command{
 	Args:    cobra.ExactArgs(2),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		eng, d, err := openDocuments(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
-		d, err := documentTable(eng, args[0])
-		if err != nil {
-			return err
-		}
 		if err := core.DocsFor(eng, d).Delete(ctx, args[1]); err != nil {
 			return fmt.Errorf("delete %s/%s: %w", args[0], args[1], err)
 		}
@@ -191,14 +195,11 @@ var localListCmd = &cobra.Command{
 			return usageErrorf("--limit must not be negative")
 		}
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		eng, _, err := openDocuments(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
-		if _, err := documentTable(eng, args[0]); err != nil {
-			return err
-		}
 		recs, err := eng.List(ctx, args[0], core.ListOptions{AfterID: localAfter, Limit: localLimit, IncludeDeleted: localDeleted})
 		if err != nil {
 			return fmt.Errorf("list %s: %w", args[0], err)

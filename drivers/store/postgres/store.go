@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -169,7 +168,3 @@ const (
 	listenBackoffMin = 50 * time.Millisecond
 	listenBackoffMax = 5 * time.Second
 )
-
-func isCtxErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}

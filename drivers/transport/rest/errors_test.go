@@ -17,9 +17,8 @@ import (
 type scripted struct {
 	pullErr error
 	getErr  error
-	pushErr map[string]error             // by record id
-	answer  map[string]core.PushResult   // by record id
-	applied func(op core.Op) core.Record // default answer
+	pushErr map[string]error           // by record id
+	answer  map[string]core.PushResult // by record id
 }
 
 func (s *scripted) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
