@@ -188,3 +188,37 @@ type Notifier interface {
 type BunTx interface {
 	BunTx() any
 }
+
+// BatchTx is an optional Tx of a store that reads and writes many rows, ops
+// and idempotency records per statement. The engine (settling push answers)
+// and the reference authority (applying a pushed batch) use it when a
+// store's transactions implement it, and otherwise do the same work with the
+// one-row methods above; the results are the same either way. A store
+// implements all of it or none. Each method takes the rows of one kind.
+type BatchTx interface {
+	// GetMany returns the rows kind/id for the ids that exist (tombstones
+	// included), keyed by id. Duplicate ids are allowed.
+	GetMany(ctx context.Context, kind string, ids []string) (map[string]Record, error)
+	// PutMany writes recs as Put does (insert or replace, keeping local-only
+	// columns), in as few statements as it can. When an id appears twice the
+	// later record wins.
+	PutMany(ctx context.Context, kind string, recs []Record) error
+	// SettleMany writes recs as the local rows, like PutMany, and also sets
+	// each row's local deletion mark to the record's DeletedAt (zero clears
+	// it): afterwards the row is exactly the record.
+	SettleMany(ctx context.Context, kind string, recs []Record) error
+	// PendingIDs returns which of ids of kind have at least one op in the
+	// outbox.
+	PendingIDs(ctx context.Context, kind string, ids []string) (map[string]bool, error)
+	// DeleteOps removes ops from the outbox; missing ops are not an error.
+	DeleteOps(ctx context.Context, opIDs []string) error
+	// SetOpState sets the state of the given ops and returns the op ids that
+	// exist (and were set); other columns are left alone.
+	SetOpState(ctx context.Context, state OpState, opIDs []string) (map[string]bool, error)
+	// IdempotentMany returns the idempotency records of (principal, opID)
+	// for the opIDs that have one, keyed by op id.
+	IdempotentMany(ctx context.Context, principal string, opIDs []string) (map[string]IdempotencyRecord, error)
+	// PutIdempotentMany writes records as PutIdempotent does (insert or
+	// replace); when a key appears twice the later record wins.
+	PutIdempotentMany(ctx context.Context, recs []IdempotencyRecord) error
+}

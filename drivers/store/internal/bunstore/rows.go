@@ -109,7 +109,7 @@ func (t *Tx) Put(ctx context.Context, rec core.Record) error {
 			return err
 		}
 		return t.upsertDocs(ctx, []docRow{{Kind: rec.Kind, ID: rec.ID, UpdatedAt: core.TimestampOf(rec.UpdatedAt),
-			DeletedAt: core.TimestampOf(rec.DeletedAt), EditedAt: core.TimestampOf(rec.EditedAt), Data: data}})
+			DeletedAt: core.TimestampOf(rec.DeletedAt), EditedAt: core.TimestampOf(rec.EditedAt), Data: data}}, false)
 	}
 	if err := checkObject(rec); err != nil {
 		return err
@@ -131,7 +131,11 @@ func checkObject(rec core.Record) error {
 	return nil
 }
 
-func (t *Tx) upsertDocs(ctx context.Context, rows []docRow) error {
+func (t *Tx) upsertDocs(ctx context.Context, rows []docRow, settle bool) error {
+	set := "updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, edited_at = EXCLUDED.edited_at, data = EXCLUDED.data"
+	if settle {
+		set += ", deleted_at_local = EXCLUDED.deleted_at_local"
+	}
 	max := t.s.d.MaxRowsPerStatement()
 	for len(rows) > 0 {
 		n := min(len(rows), max)
@@ -139,7 +143,7 @@ func (t *Tx) upsertDocs(ctx context.Context, rows []docRow) error {
 		rows = rows[n:]
 		_, err := t.tx.NewInsert().Model(&chunk).
 			On("CONFLICT (kind, id) DO UPDATE").
-			Set("updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, edited_at = EXCLUDED.edited_at, data = EXCLUDED.data").
+			Set(set).
 			Returning("NULL").
 			Exec(ctx)
 		if err != nil {
@@ -339,56 +343,7 @@ func (t *Tx) ApplyPage(ctx context.Context, kind string, recs []core.Record) (co
 		}
 		return true
 	}
-	if !k.typed {
-		rows := make([]docRow, 0, len(recs))
-		for i := range recs {
-			r := recs[i]
-			r.Kind = kind
-			data, err := docData(r)
-			if err != nil {
-				return core.ApplyResult{}, err
-			}
-			if !keep(i) {
-				continue
-			}
-			rows = append(rows, docRow{Kind: kind, ID: r.ID, UpdatedAt: core.TimestampOf(r.UpdatedAt),
-				DeletedAt: core.TimestampOf(r.DeletedAt), EditedAt: core.TimestampOf(r.EditedAt), Data: data})
-		}
-		return res, t.upsertDocs(ctx, rows)
-	}
-	max := t.s.d.MaxRowsPerStatement()
-	ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(k.typ)), 0, min(len(recs), max))
-	flush := func() error {
-		if ptrs.Len() == 0 {
-			return nil
-		}
-		sp := reflect.New(ptrs.Type())
-		sp.Elem().Set(ptrs)
-		_, err := t.tx.NewInsert().Model(sp.Interface()).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Returning("NULL").Exec(ctx)
-		ptrs = ptrs.Slice(0, 0)
-		return t.dbErr("apply page", err)
-	}
-	for i := range recs {
-		r := recs[i]
-		r.Kind = kind
-		if err := checkObject(r); err != nil {
-			return core.ApplyResult{}, err
-		}
-		if !keep(i) {
-			continue
-		}
-		m, err := k.table.FromRecord(r)
-		if err != nil {
-			return core.ApplyResult{}, err
-		}
-		ptrs = reflect.Append(ptrs, reflect.ValueOf(m))
-		if ptrs.Len() >= max {
-			if err := flush(); err != nil {
-				return core.ApplyResult{}, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	if err := t.upsertRows(ctx, k, recs, keep, false); err != nil {
 		return core.ApplyResult{}, err
 	}
 	return res, nil

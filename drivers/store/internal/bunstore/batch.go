@@ -1,0 +1,285 @@
+package bunstore
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/offsync/offsync/core"
+	"github.com/uptrace/bun"
+)
+
+var _ core.BatchTx = (*Tx)(nil)
+
+// inChunk bounds the ids of one "IN (...)" list.
+const inChunk = 500
+
+// chunks calls fn with consecutive pieces of ids of at most inChunk.
+func chunks(ids []string, fn func([]string) error) error {
+	for len(ids) > 0 {
+		n := min(len(ids), inChunk)
+		if err := fn(ids[:n]); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// GetMany implements core.BatchTx.
+func (t *Tx) GetMany(ctx context.Context, kind string, ids []string) (map[string]core.Record, error) {
+	k, err := t.s.kind(kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.lockForRead(ctx, kind); err != nil {
+		return nil, err
+	}
+	out := make(map[string]core.Record, len(ids))
+	err = chunks(ids, func(ids []string) error {
+		if !k.typed {
+			var rows []docRow
+			if err := t.tx.NewSelect().Model(&rows).Where("kind = ? AND id IN (?)", kind, bun.In(ids)).
+				Scan(ctx); err != nil {
+				return t.dbErr("get many", err)
+			}
+			for i := range rows {
+				out[rows[i].ID] = rows[i].record()
+			}
+			return nil
+		}
+		recs, err := t.typedRows(ctx, k, ids)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			out[r.ID] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// typedRows reads the rows of a typed kind among ids.
+func (t *Tx) typedRows(ctx context.Context, k *kindInfo, ids []string) ([]core.Record, error) {
+	slice := reflect.New(reflect.SliceOf(k.typ))
+	if err := t.tx.NewSelect().Model(slice.Interface()).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).
+		Scan(ctx); err != nil {
+		return nil, t.dbErr("get many", err)
+	}
+	return k.records(slice.Elem())
+}
+
+// PutMany implements core.BatchTx.
+func (t *Tx) PutMany(ctx context.Context, kind string, recs []core.Record) error {
+	return t.putMany(ctx, kind, recs, false)
+}
+
+// SettleMany implements core.BatchTx.
+func (t *Tx) SettleMany(ctx context.Context, kind string, recs []core.Record) error {
+	return t.putMany(ctx, kind, recs, true)
+}
+
+func (t *Tx) putMany(ctx context.Context, kind string, recs []core.Record, settle bool) error {
+	k, err := t.s.kind(kind)
+	if err != nil {
+		return err
+	}
+	if t.readOnly {
+		return fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
+	}
+	last := make(map[string]int, len(recs))
+	for i := range recs {
+		if err := checkRecord(kind, &recs[i]); err != nil {
+			return err
+		}
+		last[recs[i].ID] = i
+	}
+	keep := func(i int) bool { return last[recs[i].ID] == i }
+	return t.upsertRows(ctx, k, recs, keep, settle)
+}
+
+// upsertRows writes the records of k for which keep is true, many per
+// statement. With settle, the local deletion mark becomes each record's
+// DeletedAt; otherwise local-only columns of existing rows are kept.
+func (t *Tx) upsertRows(ctx context.Context, k *kindInfo, recs []core.Record, keep func(int) bool, settle bool) error {
+	kind := k.table.Kind()
+	if !k.typed {
+		rows := make([]docRow, 0, len(recs))
+		for i := range recs {
+			r := recs[i]
+			r.Kind = kind
+			data, err := docData(r)
+			if err != nil {
+				return err
+			}
+			if !keep(i) {
+				continue
+			}
+			row := docRow{Kind: kind, ID: r.ID, UpdatedAt: core.TimestampOf(r.UpdatedAt),
+				DeletedAt: core.TimestampOf(r.DeletedAt), EditedAt: core.TimestampOf(r.EditedAt), Data: data}
+			if settle {
+				row.DeletedAtLocal = row.DeletedAt
+			}
+			rows = append(rows, row)
+		}
+		return t.upsertDocs(ctx, rows, settle)
+	}
+	set := k.updateSet
+	if settle {
+		set += ", deleted_at_local = EXCLUDED.deleted_at_local"
+	}
+	max := t.s.d.MaxRowsPerStatement()
+	ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(k.typ)), 0, min(len(recs), max))
+	flush := func() error {
+		if ptrs.Len() == 0 {
+			return nil
+		}
+		sp := reflect.New(ptrs.Type())
+		sp.Elem().Set(ptrs)
+		_, err := t.tx.NewInsert().Model(sp.Interface()).On("CONFLICT (id) DO UPDATE").Set(set).Returning("NULL").Exec(ctx)
+		ptrs = ptrs.Slice(0, 0)
+		return t.dbErr("upsert rows", err)
+	}
+	local := k.sch.FieldMap["deleted_at_local"]
+	for i := range recs {
+		r := recs[i]
+		r.Kind = kind
+		if err := checkObject(r); err != nil {
+			return err
+		}
+		if !keep(i) {
+			continue
+		}
+		m, err := k.table.FromRecord(r)
+		if err != nil {
+			return err
+		}
+		if settle {
+			local.Value(reflect.ValueOf(m).Elem()).Set(reflect.ValueOf(core.TimestampOf(r.DeletedAt)))
+		}
+		ptrs = reflect.Append(ptrs, reflect.ValueOf(m))
+		if ptrs.Len() >= max {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// PendingIDs implements core.BatchTx.
+func (t *Tx) PendingIDs(ctx context.Context, kind string, ids []string) (map[string]bool, error) {
+	if _, err := t.s.kind(kind); err != nil {
+		return nil, err
+	}
+	p, err := t.pendingIDs(ctx, kind, ids)
+	if p == nil && err == nil {
+		p = map[string]bool{}
+	}
+	return p, err
+}
+
+// DeleteOps implements core.BatchTx.
+func (t *Tx) DeleteOps(ctx context.Context, opIDs []string) error {
+	return chunks(opIDs, func(ids []string) error {
+		_, err := t.tx.NewRaw("DELETE FROM offsync_outbox WHERE op_id IN (?)", bun.In(ids)).Exec(ctx)
+		return t.dbErr("delete ops", err)
+	})
+}
+
+// SetOpState implements core.BatchTx.
+func (t *Tx) SetOpState(ctx context.Context, state core.OpState, opIDs []string) (map[string]bool, error) {
+	switch state {
+	case core.StatePending, core.StateInFlight, core.StateDeferred, core.StateDead:
+	default:
+		return nil, fmt.Errorf("%w: unknown op state %q", core.ErrInvalid, state)
+	}
+	found := make(map[string]bool, len(opIDs))
+	err := chunks(opIDs, func(ids []string) error {
+		var set []string
+		if err := t.tx.NewRaw("UPDATE offsync_outbox SET state = ? WHERE op_id IN (?) RETURNING op_id",
+			string(state), bun.In(ids)).Scan(ctx, &set); err != nil {
+			return t.dbErr("set op state", err)
+		}
+		for _, id := range set {
+			found[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// IdempotentMany implements core.BatchTx.
+func (t *Tx) IdempotentMany(ctx context.Context, principal string, opIDs []string) (map[string]core.IdempotencyRecord, error) {
+	out := make(map[string]core.IdempotencyRecord, len(opIDs))
+	err := chunks(opIDs, func(ids []string) error {
+		var rows []idemRow
+		if err := t.tx.NewRaw(`SELECT principal, op_id, request_hash, status, record, created_at
+			FROM offsync_idempotency WHERE principal = ? AND op_id IN (?)`, principal, bun.In(ids)).
+			Scan(ctx, &rows); err != nil {
+			return t.dbErr("idempotency", err)
+		}
+		for _, r := range rows {
+			rec, err := decodeRecord(r.Record)
+			if err != nil {
+				return err
+			}
+			out[r.OpID] = core.IdempotencyRecord{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
+				Status: core.PushStatus(r.Status), Record: rec, CreatedAt: fromMicro(r.CreatedAt)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PutIdempotentMany implements core.BatchTx.
+func (t *Tx) PutIdempotentMany(ctx context.Context, recs []core.IdempotencyRecord) error {
+	type key struct{ principal, opID string }
+	last := make(map[key]int, len(recs))
+	for i, r := range recs {
+		if r.OpID == "" {
+			return fmt.Errorf("%w: idempotency record without an op id", core.ErrInvalid)
+		}
+		last[key{r.Principal, r.OpID}] = i
+	}
+	rows := make([]idemRow, 0, len(recs))
+	for i, r := range recs {
+		if last[key{r.Principal, r.OpID}] != i {
+			continue
+		}
+		enc, err := encodeRecord(r.Record)
+		if err != nil {
+			return err
+		}
+		row := idemRow{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
+			Status: int(r.Status), CreatedAt: micro(r.CreatedAt)}
+		if s, ok := enc.(string); ok {
+			row.Record.String, row.Record.Valid = s, true
+		}
+		rows = append(rows, row)
+	}
+	max := t.s.d.MaxRowsPerStatement()
+	for len(rows) > 0 {
+		n := min(len(rows), max)
+		chunk := rows[:n]
+		rows = rows[n:]
+		_, err := t.tx.NewInsert().Model(&chunk).ModelTableExpr("offsync_idempotency").
+			On("CONFLICT (principal, op_id) DO UPDATE").
+			Set("request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, record = EXCLUDED.record, created_at = EXCLUDED.created_at").
+			Returning("NULL").Exec(ctx)
+		if err != nil {
+			return t.dbErr("put idempotency", err)
+		}
+	}
+	return nil
+}
