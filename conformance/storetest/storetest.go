@@ -77,6 +77,17 @@ func Run(t *testing.T, h Harness) {
 		{"ChangesKeyset", TestChangesKeyset},
 		{"ChangesScope", TestChangesScope},
 		{"Idempotency", TestIdempotency},
+		{"BatchGetMany", TestBatchGetMany},
+		{"BatchPutMany", TestBatchPutMany},
+		{"BatchPutManyLarge", TestBatchPutManyLarge},
+		{"BatchPutManyBadData", TestBatchPutManyBadData},
+		{"BatchSettleMany", TestBatchSettleMany},
+		{"BatchSettleManyLarge", TestBatchSettleManyLarge},
+		{"BatchPendingIDs", TestBatchPendingIDs},
+		{"BatchDeleteOps", TestBatchDeleteOps},
+		{"BatchSetOpState", TestBatchSetOpState},
+		{"BatchIdempotentMany", TestBatchIdempotentMany},
+		{"BatchPutIdempotentMany", TestBatchPutIdempotentMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

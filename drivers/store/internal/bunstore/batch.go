@@ -48,29 +48,15 @@ func (t *Tx) GetMany(ctx context.Context, kind string, ids []string) (map[string
 			}
 			return nil
 		}
-		recs, err := t.typedRows(ctx, k, ids)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
+		return t.typedIn(ctx, k, ids, func(r core.Record) error {
 			out[r.ID] = r
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-// typedRows reads the rows of a typed kind among ids.
-func (t *Tx) typedRows(ctx context.Context, k *kindInfo, ids []string) ([]core.Record, error) {
-	slice := reflect.New(reflect.SliceOf(k.typ))
-	if err := t.tx.NewSelect().Model(slice.Interface()).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).
-		Scan(ctx); err != nil {
-		return nil, t.dbErr("get many", err)
-	}
-	return k.records(slice.Elem())
 }
 
 // PutMany implements core.BatchTx.
@@ -128,6 +114,9 @@ func (t *Tx) upsertRows(ctx context.Context, k *kindInfo, recs []core.Record, ke
 		}
 		return t.upsertDocs(ctx, rows, settle)
 	}
+	if k.rows.writable {
+		return t.upsertTyped(ctx, k, recs, keep, settle)
+	}
 	set := k.updateSet
 	if settle {
 		set += ", deleted_at_local = EXCLUDED.deleted_at_local"
@@ -144,24 +133,15 @@ func (t *Tx) upsertRows(ctx context.Context, k *kindInfo, recs []core.Record, ke
 		ptrs = ptrs.Slice(0, 0)
 		return t.dbErr("upsert rows", err)
 	}
-	local := k.sch.FieldMap["deleted_at_local"]
 	for i := range recs {
-		r := recs[i]
-		r.Kind = kind
-		if err := checkObject(r); err != nil {
+		m, err := t.model(k, recs[i], settle)
+		if err != nil {
 			return err
 		}
 		if !keep(i) {
 			continue
 		}
-		m, err := k.table.FromRecord(r)
-		if err != nil {
-			return err
-		}
-		if settle {
-			local.Value(reflect.ValueOf(m).Elem()).Set(reflect.ValueOf(core.TimestampOf(r.DeletedAt)))
-		}
-		ptrs = reflect.Append(ptrs, reflect.ValueOf(m))
+		ptrs = reflect.Append(ptrs, m)
 		if ptrs.Len() >= max {
 			if err := flush(); err != nil {
 				return err
@@ -169,6 +149,24 @@ func (t *Tx) upsertRows(ctx context.Context, k *kindInfo, recs []core.Record, ke
 		}
 	}
 	return flush()
+}
+
+// model converts rec to a pointer to a new model of k; with settle its local
+// deletion mark is set to the record's DeletedAt.
+func (t *Tx) model(k *kindInfo, rec core.Record, settle bool) (reflect.Value, error) {
+	rec.Kind = k.table.Kind()
+	if err := checkObject(rec); err != nil {
+		return reflect.Value{}, err
+	}
+	m, err := k.table.FromRecord(rec)
+	if err != nil {
+		return reflect.Value{}, err
+	}
+	v := reflect.ValueOf(m)
+	if settle {
+		k.rows.local.Value(v.Elem()).Set(reflect.ValueOf(core.TimestampOf(rec.DeletedAt)))
+	}
+	return v, nil
 }
 
 // PendingIDs implements core.BatchTx.

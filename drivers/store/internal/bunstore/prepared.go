@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
+
+	"github.com/offsync/offsync/core"
 )
 
 // The outbox statements of the write path. bun formats values into the SQL
-// text, so each statement would be parsed again; on SQLite, whose write pool
-// is one connection, these are prepared once on it and every write
-// transaction reuses them.
+// text, so each statement would be parsed again; on SQLite these run as
+// prepared statements (stmtCache), prepared once and reused by every
+// transaction.
 const (
 	qEnqueue = `INSERT INTO offsync_outbox (op_id, kind, id, type, payload, base_updated_at, base_payload,
 		changed_fields, edited_at, force, enqueued_at, tx_id, schema_version, attempts, next_attempt_at,
@@ -24,49 +27,107 @@ const (
 	qDeleteOp = "DELETE FROM offsync_outbox WHERE op_id = ?"
 )
 
-var hotQueries = []string{qEnqueue, qGetOp, qOpsOfRecord, qUpdateOp, qDeleteOp}
+var outboxQueries = []string{qEnqueue, qGetOp, qOpsOfRecord, qUpdateOp, qDeleteOp}
 
-// prepareHot prepares the hot statements on the write pool, once, outside
-// any transaction. Only SQLite uses them: its single write connection keeps
-// them prepared for good.
-func (s *Store) prepareHot(ctx context.Context) error {
-	if s.hot != nil || s.d.Name() != "sqlite" {
+// stmtCache keeps SQLite's prepared statements, one per query text and
+// pool. They are prepared by Register, outside any transaction (the write
+// pool is a single connection, which a transaction holds); the read pool's
+// connections prepare a statement as they first run it. The queries are
+// the store's own (the outbox's and a few per kind), so the cache is small.
+type stmtCache struct {
+	mu    sync.RWMutex
+	write map[string]*sql.Stmt
+	read  map[string]*sql.Stmt
+}
+
+// prepare prepares queries on both pools (SQLite only; pgx caches
+// statements per connection by itself).
+func (s *Store) prepare(ctx context.Context, queries []string) error {
+	if s.d.Name() != "sqlite" {
 		return nil
 	}
-	hot := make(map[string]*sql.Stmt, len(hotQueries))
-	for _, q := range hotQueries {
-		st, err := s.db.DB.PrepareContext(ctx, q)
-		if err != nil {
-			for _, st := range hot {
-				st.Close()
-			}
-			return fmt.Errorf("offsync: %s: prepare outbox statements: %w", s.d.Name(), err)
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, pool := range []struct {
+		m  *map[string]*sql.Stmt
+		db *sql.DB
+	}{{&c.write, s.db.DB}, {&c.read, s.read.DB}} {
+		if *pool.m == nil {
+			*pool.m = map[string]*sql.Stmt{}
 		}
-		hot[q] = st
+		for _, q := range queries {
+			if (*pool.m)[q] != nil {
+				continue
+			}
+			st, err := pool.db.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("offsync: %s: prepare: %w", s.d.Name(), err)
+			}
+			(*pool.m)[q] = st
+		}
 	}
-	s.hot = hot
 	return nil
 }
 
-func (s *Store) closeHot() error {
-	var errs []error
-	for _, st := range s.hot {
-		errs = append(errs, st.Close())
+// prepared returns the prepared statement of query on the write or read
+// pool, or nil when there is none.
+func (s *Store) prepared(readOnly bool, query string) *sql.Stmt {
+	c := &s.stmts
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if readOnly {
+		return c.read[query]
 	}
+	return c.write[query]
+}
+
+func (s *Store) closeStmts() error {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, m := range []map[string]*sql.Stmt{c.write, c.read} {
+		for _, st := range m {
+			errs = append(errs, st.Close())
+		}
+	}
+	c.write, c.read = nil, nil
 	return errors.Join(errs...)
 }
 
-// stmt returns the prepared statement of query bound to this write
-// transaction, or nil when the store has none (then the caller uses bun).
+// stmt returns the prepared statement of query bound to this transaction,
+// or nil when the store prepares none (then the caller uses bun).
 func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
-	if t.readOnly || t.s.hot == nil {
+	st := t.s.prepared(t.readOnly, query)
+	if st == nil {
 		return nil
 	}
-	st, ok := t.s.hot[query]
-	if !ok {
-		return nil
+	return t.tx.Tx.StmtContext(ctx, st)
+}
+
+// query runs a query written with the dialect's placeholders and bound
+// arguments: as a prepared statement when Register prepared it (SQLite),
+// else through the driver (pgx prepares and caches it).
+func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.s.prepared(t.readOnly, query); st != nil {
+		return t.tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
-	return t.tx.StmtContext(ctx, st)
+	return t.tx.Tx.QueryContext(ctx, query, args...)
+}
+
+// exec is query for statements that return no rows.
+func (t *Tx) exec(ctx context.Context, query string, args ...any) error {
+	if t.readOnly {
+		return fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
+	}
+	var err error
+	if st := t.s.prepared(false, query); st != nil {
+		_, err = t.tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		_, err = t.tx.Tx.ExecContext(ctx, query, args...)
+	}
+	return err
 }
 
 // scanOps reads op rows selected with opColumns.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/offsync/offsync/core"
@@ -22,6 +23,7 @@ type kindInfo struct {
 	ident     bun.Ident         // table name
 	columns   map[string]string // JSON field name -> SQL column
 	updateSet string            // "col = EXCLUDED.col, ..." of the columns a pull writes
+	rows      *rowSQL           // statements with bound parameters
 }
 
 func (s *Store) kind(kind string) (*kindInfo, error) {
@@ -129,7 +131,13 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 		return err
 	}
 	s.migrated = true
-	if err := s.prepareHot(ctx); err != nil {
+	queries := slices.Clone(outboxQueries)
+	for _, info := range infos {
+		if info.typed {
+			queries = append(queries, info.rows.queries()...)
+		}
+	}
+	if err := s.prepare(ctx, queries); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -197,5 +205,6 @@ func (s *Store) inspect(t core.Table) (info *kindInfo, err error) {
 		info.columns[jsonName] = f.Name
 	}
 	info.updateSet = strings.Join(set, ", ")
+	info.rows = newRowSQL(sch, string(sch.SQLName), info.updateSet, t.LocalColumns(), s.d.Name() == "postgres")
 	return info, nil
 }

@@ -83,15 +83,7 @@ func (t *Tx) Get(ctx context.Context, kind, id string) (core.Record, error) {
 		}
 		return row.record(), nil
 	}
-	m := reflect.New(k.typ).Interface()
-	err = t.tx.NewSelect().Model(m).Where("? = ?", bun.Ident("id"), id).Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return core.Record{}, fmt.Errorf("%s/%s: %w", kind, id, core.ErrNotFound)
-	}
-	if err != nil {
-		return core.Record{}, t.dbErr("get", err)
-	}
-	return k.table.ToRecord(m)
+	return t.getTyped(ctx, k, id)
 }
 
 // Put implements core.RowTx: an upsert that keeps local-only columns.
@@ -113,6 +105,9 @@ func (t *Tx) Put(ctx context.Context, rec core.Record) error {
 	}
 	if err := checkObject(rec); err != nil {
 		return err
+	}
+	if k.rows.writable {
+		return t.upsertTyped(ctx, k, []core.Record{rec}, func(int) bool { return true }, false)
 	}
 	m, err := k.table.FromRecord(rec)
 	if err != nil {

@@ -39,7 +39,7 @@ type Store struct {
 
 	closed atomic.Bool
 
-	hot map[string]*sql.Stmt // prepared outbox statements (SQLite), by query
+	stmts stmtCache // SQLite's prepared statements
 }
 
 var _ core.Store = (*Store)(nil)
@@ -71,7 +71,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	errs = append(errs, s.closeHot())
+	errs = append(errs, s.closeStmts())
 	if s.read != s.db {
 		errs = append(errs, s.read.Close())
 	}
