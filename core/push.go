@@ -80,10 +80,17 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 	var evs []Event
 	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		send, evs = send[:0], evs[:0]
+		// With a BatchTx, ops that only go from pending to in flight are
+		// marked together by one SetOpState; the others are rewritten one
+		// by one.
+		bt, bulk := tx.(BatchTx)
+		var mark []string
 		for _, fresh := range batch {
 			// heads read the op outside this transaction; an op changed since
-			// then has a new OpID (coalescing), so UpdateOp finds nothing.
+			// then has a new OpID (coalescing), so UpdateOp (or SetOpState)
+			// finds nothing.
 			changed := fresh.State != StateInFlight
+			upgraded := false
 			fresh.State = StateInFlight
 			if t := e.tables[fresh.Kind]; fresh.Type == OpUpsert && fresh.SchemaVersion < t.SchemaVersion() {
 				p, err := t.Upgrade(ctx, fresh.SchemaVersion, fresh.Payload)
@@ -100,9 +107,12 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 					evs = append(evs, ev)
 					continue
 				}
-				fresh.Payload, fresh.SchemaVersion, changed = p, t.SchemaVersion(), true
+				fresh.Payload, fresh.SchemaVersion, changed, upgraded = p, t.SchemaVersion(), true, true
 			}
-			if changed {
+			switch {
+			case changed && bulk && !upgraded:
+				mark = append(mark, fresh.OpID)
+			case changed:
 				if err := tx.UpdateOp(ctx, fresh.OpID, fresh); errors.Is(err, ErrNotFound) {
 					continue // coalesced into a new op since it was read
 				} else if err != nil {
@@ -111,6 +121,20 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 			}
 			send = append(send, fresh)
 		}
+		if len(mark) == 0 {
+			return nil
+		}
+		set, err := bt.SetOpState(ctx, StateInFlight, mark)
+		if err != nil {
+			return err
+		}
+		marked := make(map[string]bool, len(mark))
+		for _, id := range mark {
+			marked[id] = true
+		}
+		send = slices.DeleteFunc(send, func(op Op) bool {
+			return marked[op.OpID] && !set[op.OpID] // coalesced into a new op since it was read
+		})
 		return nil
 	})
 	if err != nil {
@@ -160,6 +184,7 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 		conflicts, evs, paused = conflicts[:0], evs[:0], false
 		st.Pushed = pushedBefore
 		batchEv.Conflicts, batchEv.Failed = 0, 0
+		stl := e.newSettler(tx, ops)
 		for i, op := range ops {
 			res := results[i]
 			switch res.Status {
@@ -169,7 +194,7 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 				}
 				rec := *res.Record
 				rec.Kind, rec.ID = op.Kind, op.ID
-				if err := e.settle(ctx, tx, op, &rec); err != nil {
+				if err := stl.settle(ctx, op, &rec); err != nil {
 					return err
 				}
 				st.Pushed++
@@ -178,7 +203,7 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 				switch {
 				case op.Type == OpDelete:
 					// Nothing to delete there: the delete is done.
-					if err := e.settle(ctx, tx, op, nil); err != nil {
+					if err := stl.settle(ctx, op, nil); err != nil {
 						return err
 					}
 					st.Pushed++
@@ -233,7 +258,7 @@ func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats)
 				}
 			}
 		}
-		return nil
+		return stl.flush(ctx)
 	})
 	if err != nil {
 		return true, e.fail("", fmt.Errorf("offsync: apply push answers: %w", err), false, st)
@@ -287,12 +312,126 @@ func (e *Engine) settle(ctx context.Context, tx Tx, op Op, rec *Record) error {
 	if err := tx.DeleteOp(ctx, op.OpID); err != nil {
 		return err
 	}
-	if op.State == StateDeferred { // only deferred ops have an inbox entry
-		if err := tx.DeleteConflict(ctx, op.OpID); err != nil {
+	if err := dropConflict(ctx, tx, op); err != nil {
+		return err
+	}
+	return e.settleRow(ctx, tx, op.Kind, op.ID, rec, op.Type == OpDelete)
+}
+
+// dropConflict removes the inbox entry of a settled op; only deferred ops
+// have one.
+func dropConflict(ctx context.Context, tx Tx, op Op) error {
+	if op.State != StateDeferred {
+		return nil
+	}
+	return tx.DeleteConflict(ctx, op.OpID)
+}
+
+// settler settles the ops that push answers ended, within one transaction:
+// each at once with settle, or, when the store's Tx is a BatchTx, gathered
+// and settled together by flush with a few statements per kind. The results
+// are the same; the bulk way needs every record at most once among the ops
+// answered (our heads push one op per record), else settler keeps to the
+// one-op way.
+type settler struct {
+	e    *Engine
+	tx   Tx
+	bt   BatchTx // nil: settle each op at once
+	ops  []Op
+	recs []*Record
+}
+
+func (e *Engine) newSettler(tx Tx, ops []Op) *settler {
+	s := &settler{e: e, tx: tx}
+	if bt, ok := tx.(BatchTx); ok && !sameRecordTwice(ops) {
+		s.bt = bt
+	}
+	return s
+}
+
+func sameRecordTwice(ops []Op) bool {
+	type rk struct{ kind, id string }
+	seen := make(map[rk]bool, len(ops))
+	for _, op := range ops {
+		k := rk{op.Kind, op.ID}
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+	}
+	return false
+}
+
+// settle ends op with rec (see Engine.settle), now or at flush.
+func (s *settler) settle(ctx context.Context, op Op, rec *Record) error {
+	if s.bt == nil {
+		return s.e.settle(ctx, s.tx, op, rec)
+	}
+	s.ops, s.recs = append(s.ops, op), append(s.recs, rec)
+	return nil
+}
+
+// flush settles the gathered ops: what settle does for each, in bulk.
+func (s *settler) flush(ctx context.Context) error {
+	if s.bt == nil || len(s.ops) == 0 {
+		return nil
+	}
+	tx, bt := s.tx, s.bt
+	opIDs := make([]string, len(s.ops))
+	var kinds []string
+	byKind := map[string][]int{}
+	for i, op := range s.ops {
+		opIDs[i] = op.OpID
+		if _, ok := byKind[op.Kind]; !ok {
+			kinds = append(kinds, op.Kind)
+		}
+		byKind[op.Kind] = append(byKind[op.Kind], i)
+	}
+	if err := bt.DeleteOps(ctx, opIDs); err != nil {
+		return err
+	}
+	for _, op := range s.ops {
+		if err := dropConflict(ctx, tx, op); err != nil {
 			return err
 		}
 	}
-	return e.settleRow(ctx, tx, op.Kind, op.ID, rec, op.Type == OpDelete)
+	for _, kind := range kinds {
+		idx := byKind[kind]
+		ids := make([]string, len(idx))
+		for j, i := range idx {
+			ids[j] = s.ops[i].ID
+		}
+		pending, err := bt.PendingIDs(ctx, kind, ids)
+		if err != nil {
+			return err
+		}
+		var done []Record // rows with no op left, becoming the answer
+		for _, i := range idx {
+			op, rec := s.ops[i], s.recs[i]
+			switch {
+			case pending[op.ID]: // rebased onto rec, rare
+				if err := s.e.settleRow(ctx, tx, kind, op.ID, rec, op.Type == OpDelete); err != nil {
+					return err
+				}
+			case rec == nil:
+				if err := tx.Remove(ctx, kind, op.ID); err != nil {
+					return err
+				}
+			default:
+				done = append(done, *rec)
+			}
+		}
+		if len(done) == 0 {
+			continue
+		}
+		if err := bt.SettleMany(ctx, kind, done); err != nil {
+			return err
+		}
+		if err := rewindPast(ctx, tx, kind, done...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settleRow brings the row to rec when no op of it remains. markLocal says
@@ -312,18 +451,7 @@ func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Rec
 		if err := tx.MarkDeletedLocal(ctx, kind, id, rec.DeletedAt); err != nil {
 			return err
 		}
-		// A replayed answer (the first one was lost) can be older than a
-		// version a pull already passed while the op was pending (the row
-		// was kept, not applied): rewind the cursor so that the next pull
-		// brings the newer version.
-		c, err := tx.Cursor(ctx, kind)
-		if err != nil {
-			return err
-		}
-		if !c.IsZero() && c.UpdatedAt.After(rec.UpdatedAt) {
-			return tx.SetCursor(ctx, kind, Cursor{UpdatedAt: rec.UpdatedAt, ID: rec.ID})
-		}
-		return nil
+		return rewindPast(ctx, tx, kind, *rec)
 	}
 	next := rest[0]
 	var merged json.RawMessage
@@ -357,6 +485,32 @@ func (e *Engine) settleRow(ctx context.Context, tx Tx, kind, id string, rec *Rec
 		local.Data = merged
 	}
 	return tx.Put(ctx, local)
+}
+
+// rewindPast keeps pulls complete after rows of kind were set to recs (in
+// this order), the authority's answers to ops that were pending. A replayed
+// answer (the first one was lost) can be older than a version a pull already
+// passed while the op was pending (the row was kept, not applied): the
+// cursor is rewound to the rec so that the next pull brings the newer
+// version. Folding the rule over recs, as settling them one by one does,
+// ends at the oldest UpdatedAt among the recs the cursor had passed: every
+// newer version of each of them, strictly later than its rec, is pulled
+// again.
+func rewindPast(ctx context.Context, tx Tx, kind string, recs ...Record) error {
+	c, err := tx.Cursor(ctx, kind)
+	if err != nil {
+		return err
+	}
+	to, moved := c, false
+	for _, rec := range recs {
+		if !to.IsZero() && to.UpdatedAt.After(rec.UpdatedAt) {
+			to, moved = Cursor{UpdatedAt: rec.UpdatedAt, ID: rec.ID}, true
+		}
+	}
+	if !moved {
+		return nil
+	}
+	return tx.SetCursor(ctx, kind, to)
 }
 
 // rebaseMerge merges the edit of op (from op.BasePayload to op.Payload, its
