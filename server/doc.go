@@ -4,8 +4,10 @@
 //
 //   - Pull pages a kind's feed in (UpdatedAt, ID) order with signed keyset
 //     tokens (never offsets); tombstones are included.
-//   - Push applies a batch in one store transaction with a savepoint per op.
-//     Each op is checked against the current row (the base check: a stale
+//   - Push applies a batch in one store transaction: in bulk (a few
+//     statements for the whole batch) when the store's transactions are a
+//     core.BatchTx and there is no Validate hook, otherwise with a savepoint
+//     per op; the answers and rows are the same either way. Each op is checked against the current row (the base check: a stale
 //     base, or no base on an existing row, is a conflict answered with the
 //     current record; Force skips only that check), against the caller's
 //     scope (a row outside it is NotFound, never a conflict), and against

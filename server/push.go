@@ -49,10 +49,14 @@ type retryErr struct{ err error }
 func (e retryErr) Error() string { return e.err.Error() }
 func (e retryErr) Unwrap() error { return e.err }
 
-// Push implements core.Transport. The batch is one store transaction with a
-// savepoint per op; the answers come back in the order of ops. Push itself
-// fails (with an error wrapping core.ErrUnavailable) only when the
-// transaction could not commit, in which case no op was applied.
+// Push implements core.Transport. The batch is one store transaction; the
+// answers come back in the order of ops. When the store's transactions are
+// core.BatchTx and there is no Validate hook, the batch's records and
+// idempotency records are read and written in bulk (see pushBulk);
+// otherwise each op runs in its own savepoint. Either way the answers and
+// the rows written are the same. Push itself fails (with an error wrapping
+// core.ErrUnavailable) only when the transaction could not commit, in which
+// case no op was applied.
 //
 // An op of a kind that is not served is answered Rejected (permanent) inside
 // a batch of several ops; a push of that single op instead fails with an
@@ -98,10 +102,9 @@ func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, e
 	kinds = slices.Compact(kinds)
 
 	purge := s.purgeDue()
-	results := make([]core.PushResult, len(ops))
+	var results []core.PushResult
 	var notices map[string]core.Notice
 	err = s.store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
-		notices = map[string]core.Notice{}
 		if kl, ok := tx.(KindLocker); ok && len(kinds) > 0 {
 			if err := kl.LockKinds(ctx, kinds); err != nil {
 				return fmt.Errorf("lock kinds: %w", err)
@@ -112,28 +115,23 @@ func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, e
 				return fmt.Errorf("purge idempotency records: %w", err)
 			}
 		}
-		blocked := map[recKey]bool{}
-		for i, op := range ops {
-			key := recKey{op.Kind, op.ID}
+		var err error
+		done := false
+		if bt, ok := tx.(core.BatchTx); ok && s.opts.Validate == nil {
+			results, notices, err = s.pushBulk(ctx, tx, bt, p, ops, plans)
 			switch {
-			case blocked[key]:
-				results[i] = core.PushResult{OpID: op.OpID, Status: core.StatusSkipped,
-					Reason: "an earlier op for this record in the batch was not applied"}
-				continue
-			case plans[i].final != nil:
-				results[i] = *plans[i].final
-				blocked[key] = true
-				continue
+			case err == nil:
+				done = true
+			case ctx.Err() != nil:
+				return err
+			default:
+				s.log.InfoContext(ctx, "offsync server: bulk push failed, applying op by op", "ops", len(ops), "err", err)
 			}
-			res, written, err := s.pushOne(ctx, tx, p, op, &plans[i])
+		}
+		if !done {
+			results, notices, err = s.runBatch(ctx, &opTx{s: s, tx: tx, p: p}, tx, p, ops, plans)
 			if err != nil {
 				return err
-			}
-			results[i] = res
-			if res.Status != core.StatusApplied {
-				blocked[key] = true
-			} else if written {
-				notices[op.Kind] = core.Notice{Kind: op.Kind, UpdatedAt: res.Record.UpdatedAt, ID: op.ID}
 			}
 		}
 		if s.notifier != nil {
@@ -158,6 +156,60 @@ func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, e
 		}
 	}
 	return results, nil
+}
+
+// rowAccess is where the ops of a batch read and write their records and
+// idempotency records: the transaction itself, op by op with a savepoint
+// each (opTx), or maps loaded in bulk and written back at the end (bulkTx).
+// Both answer every op with the same rules (pushOne and decide).
+type rowAccess interface {
+	// idempotent returns the caller's idempotency record of opID; ok is
+	// false when there is none.
+	idempotent(ctx context.Context, opID string) (rec core.IdempotencyRecord, ok bool, err error)
+	// apply answers op with decide, given the record as it stands (nil when
+	// missing), and keeps what an Applied answer did: the new row version
+	// decide returned, if any, and the answer under the op's key. written
+	// reports a new row version; an error aborts the batch.
+	apply(ctx context.Context, op core.Op, pl *opPlan, decide decideFunc) (res core.PushResult, written bool, err error)
+}
+
+// decideFunc answers an op given its record as it stands (nil when
+// missing): the answer and, for an Applied op that writes a new row version,
+// the record to write.
+type decideFunc func(ctx context.Context, current *core.Record) (core.PushResult, *core.Record, error)
+
+// runBatch answers the ops in order through rw: ops answered by plan, and
+// later ops of a record whose earlier op was not applied, need no access.
+// It returns the answers and the last applied version of each kind.
+func (s *Service) runBatch(ctx context.Context, rw rowAccess, tx core.Tx, p core.Principal,
+	ops []core.Op, plans []opPlan) ([]core.PushResult, map[string]core.Notice, error) {
+	results := make([]core.PushResult, len(ops))
+	notices := map[string]core.Notice{}
+	blocked := map[recKey]bool{}
+	for i, op := range ops {
+		key := recKey{op.Kind, op.ID}
+		switch {
+		case blocked[key]:
+			results[i] = core.PushResult{OpID: op.OpID, Status: core.StatusSkipped,
+				Reason: "an earlier op for this record in the batch was not applied"}
+			continue
+		case plans[i].final != nil:
+			results[i] = *plans[i].final
+			blocked[key] = true
+			continue
+		}
+		res, written, err := s.pushOne(ctx, rw, tx, p, op, &plans[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		results[i] = res
+		if res.Status != core.StatusApplied {
+			blocked[key] = true
+		} else if written {
+			notices[op.Kind] = core.Notice{Kind: op.Kind, UpdatedAt: res.Record.UpdatedAt, ID: op.ID}
+		}
+	}
+	return results, notices, nil
 }
 
 // plan checks what needs no transaction: the op's shape, its kind, the
@@ -218,64 +270,37 @@ func (s *Service) plan(ctx context.Context, p core.Principal, op core.Op, pl *op
 	return nil
 }
 
-// pushOne answers one op inside the batch's transaction. written reports a
-// new row version; an error aborts the whole transaction.
-func (s *Service) pushOne(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan) (res core.PushResult, written bool, err error) {
+// pushOne answers one op through rw: a replay of a known key, or decide
+// on the record as it stands.
+func (s *Service) pushOne(ctx context.Context, rw rowAccess, tx core.Tx, p core.Principal, op core.Op, pl *opPlan) (core.PushResult, bool, error) {
 	if op.OpID != "" {
-		rec, err := tx.Idempotent(ctx, p.ID, op.OpID)
-		switch {
-		case err == nil:
+		rec, ok, err := rw.idempotent(ctx, op.OpID)
+		if err != nil {
+			return core.PushResult{}, false, fmt.Errorf("idempotency lookup: %w", err)
+		}
+		if ok {
 			if rec.RequestHash == pl.hash {
 				return core.PushResult{OpID: op.OpID, Status: rec.Status, Record: rec.Record}, false, nil
 			}
 			return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
 				Reason: fmt.Sprintf("idempotency key %q reused with a different request (%v)", op.OpID, core.ErrIdempotencyKey)}, false, nil
-		case !errors.Is(err, core.ErrNotFound):
-			return res, false, fmt.Errorf("idempotency lookup: %w", err)
 		}
 	}
-	var opErr error
-	spErr := tx.Savepoint(ctx, func(ctx context.Context) error {
-		res, written, opErr = s.applyOp(ctx, tx, p, op, pl)
-		if opErr != nil {
-			return opErr
-		}
-		if res.Status != core.StatusApplied {
-			return errNotApplied
-		}
-		return nil
+	return rw.apply(ctx, op, pl, func(ctx context.Context, current *core.Record) (core.PushResult, *core.Record, error) {
+		return s.decide(ctx, tx, p, op, pl, current)
 	})
-	switch {
-	case spErr == nil, errors.Is(spErr, errNotApplied):
-		return res, written, nil
-	case opErr == nil || !errors.Is(spErr, opErr):
-		return res, false, fmt.Errorf("savepoint: %w", spErr)
-	}
-	var retry retryErr
-	switch {
-	case errors.As(opErr, &retry):
-		s.log.InfoContext(ctx, "offsync server: validation failed, op to retry", "kind", op.Kind, "id", op.ID, "err", opErr)
-		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
-	case errors.Is(opErr, core.ErrInvalid):
-		return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true, Reason: opErr.Error()}, false, nil
-	default:
-		s.log.WarnContext(ctx, "offsync server: store failed on op", "kind", op.Kind, "id", op.ID, "err", opErr)
-		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
-	}
 }
 
-// applyOp runs the checks that need the current row, then writes the op.
-func (s *Service) applyOp(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan) (core.PushResult, bool, error) {
-	answer := func(st core.PushStatus, rec *core.Record, reason string) (core.PushResult, bool, error) {
-		return core.PushResult{OpID: op.OpID, Status: st, Record: rec, Reason: reason, Permanent: st == core.StatusRejected}, false, nil
-	}
-	var current *core.Record
-	cur, err := tx.Get(ctx, op.Kind, op.ID)
-	switch {
-	case err == nil:
-		current = &cur
-	case !errors.Is(err, core.ErrNotFound):
-		return core.PushResult{}, false, fmt.Errorf("read %s/%s: %w", op.Kind, op.ID, err)
+// decide runs the checks that need the record as it stands (current, nil
+// when missing) and, for an op to apply, stamps its version: it returns the
+// answer and, when the op writes a new row version, the record to write. An
+// Applied answer with no record to write is the delete of a tombstone. An
+// error (wrapping core.ErrInvalid: the op is refused; a retryErr or another
+// error: to retry) leaves the op unanswered.
+func (s *Service) decide(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan,
+	current *core.Record) (core.PushResult, *core.Record, error) {
+	answer := func(st core.PushStatus, rec *core.Record, reason string) (core.PushResult, *core.Record, error) {
+		return core.PushResult{OpID: op.OpID, Status: st, Record: rec, Reason: reason, Permanent: st == core.StatusRejected}, nil, nil
 	}
 	if current != nil && !inScope(*current, pl.filter) {
 		return answer(core.StatusNotFound, nil, "no such record")
@@ -304,8 +329,9 @@ func (s *Service) applyOp(ctx context.Context, tx core.Tx, p core.Principal, op 
 			}
 			v, _ = json.Marshal(pl.filter.Values[0])
 		}
+		var err error
 		if payload, err = setField(payload, pl.filter.Field, v); err != nil {
-			return core.PushResult{}, false, err
+			return core.PushResult{}, nil, err
 		}
 	}
 	if s.opts.Validate != nil {
@@ -315,19 +341,16 @@ func (s *Service) applyOp(ctx context.Context, tx core.Tx, p core.Principal, op 
 			if errors.Is(err, core.ErrRejected) {
 				return answer(core.StatusRejected, nil, err.Error())
 			}
-			return core.PushResult{}, false, retryErr{err}
+			return core.PushResult{}, nil, retryErr{err}
 		}
 	}
 	if op.Type == core.OpDelete && current.Deleted() {
 		// Already a tombstone: nothing changes, but the answer is kept.
-		if err := s.remember(ctx, tx, p, op, pl, current); err != nil {
-			return core.PushResult{}, false, err
-		}
-		return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: current}, false, nil
+		return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: current}, nil, nil
 	}
 	version, err := s.stamp(ctx, tx, op.Kind, op.ID, pl.early)
 	if err != nil {
-		return core.PushResult{}, false, err
+		return core.PushResult{}, nil, err
 	}
 	rec := core.Record{Kind: op.Kind, ID: op.ID, UpdatedAt: version, EditedAt: core.Micro(op.EditedAt)}
 	if op.Type == core.OpUpsert {
@@ -339,28 +362,91 @@ func (s *Service) applyOp(ctx context.Context, tx core.Tx, p core.Principal, op 
 			rec.EditedAt = current.EditedAt
 		}
 	}
-	if err := tx.Put(ctx, rec); err != nil {
-		return core.PushResult{}, false, fmt.Errorf("write %s/%s: %w", op.Kind, op.ID, err)
-	}
-	if err := s.remember(ctx, tx, p, op, pl, &rec); err != nil {
-		return core.PushResult{}, false, err
-	}
-	return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: &rec}, true, nil
+	return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: &rec}, &rec, nil
 }
 
-// remember records the answer to an applied op under (principal, opID).
-func (s *Service) remember(ctx context.Context, tx core.Tx, p core.Principal, op core.Op, pl *opPlan, rec *core.Record) error {
-	if op.OpID == "" {
+// idemRecord is the memory of an applied op's answer under (principal, opID).
+func (s *Service) idemRecord(p core.Principal, op core.Op, pl *opPlan, rec *core.Record) core.IdempotencyRecord {
+	return core.IdempotencyRecord{Principal: p.ID, OpID: op.OpID, RequestHash: pl.hash,
+		Status: core.StatusApplied, Record: rec, CreatedAt: core.Micro(s.clock.Now())}
+}
+
+// opTx is the op-by-op rowAccess: each op reads and writes through the
+// transaction inside its own savepoint, so that an op that fails (or a
+// Validate hook's writes for an op not applied) is rolled back alone.
+type opTx struct {
+	s  *Service
+	tx core.Tx
+	p  core.Principal
+}
+
+func (o *opTx) idempotent(ctx context.Context, opID string) (core.IdempotencyRecord, bool, error) {
+	rec, err := o.tx.Idempotent(ctx, o.p.ID, opID)
+	switch {
+	case err == nil:
+		return rec, true, nil
+	case errors.Is(err, core.ErrNotFound):
+		return core.IdempotencyRecord{}, false, nil
+	}
+	return core.IdempotencyRecord{}, false, err
+}
+
+func (o *opTx) apply(ctx context.Context, op core.Op, pl *opPlan, decide decideFunc) (res core.PushResult, written bool, err error) {
+	var opErr error
+	spErr := o.tx.Savepoint(ctx, func(ctx context.Context) error {
+		res, written, opErr = o.applyIn(ctx, op, pl, decide)
+		if opErr != nil {
+			return opErr
+		}
+		if res.Status != core.StatusApplied {
+			return errNotApplied
+		}
 		return nil
-	}
-	err := tx.PutIdempotent(ctx, core.IdempotencyRecord{
-		Principal: p.ID, OpID: op.OpID, RequestHash: pl.hash,
-		Status: core.StatusApplied, Record: rec, CreatedAt: core.Micro(s.clock.Now()),
 	})
-	if err != nil {
-		return fmt.Errorf("record idempotency key: %w", err)
+	switch {
+	case spErr == nil, errors.Is(spErr, errNotApplied):
+		return res, written, nil
+	case opErr == nil || !errors.Is(spErr, opErr):
+		return res, false, fmt.Errorf("savepoint: %w", spErr)
 	}
-	return nil
+	var retry retryErr
+	switch {
+	case errors.As(opErr, &retry):
+		o.s.log.InfoContext(ctx, "offsync server: validation failed, op to retry", "kind", op.Kind, "id", op.ID, "err", opErr)
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
+	case errors.Is(opErr, core.ErrInvalid):
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true, Reason: opErr.Error()}, false, nil
+	default:
+		o.s.log.WarnContext(ctx, "offsync server: store failed on op", "kind", op.Kind, "id", op.ID, "err", opErr)
+		return core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: opErr.Error()}, false, nil
+	}
+}
+
+// applyIn is apply inside the op's savepoint.
+func (o *opTx) applyIn(ctx context.Context, op core.Op, pl *opPlan, decide decideFunc) (core.PushResult, bool, error) {
+	var current *core.Record
+	cur, err := o.tx.Get(ctx, op.Kind, op.ID)
+	switch {
+	case err == nil:
+		current = &cur
+	case !errors.Is(err, core.ErrNotFound):
+		return core.PushResult{}, false, fmt.Errorf("read %s/%s: %w", op.Kind, op.ID, err)
+	}
+	res, write, err := decide(ctx, current)
+	if err != nil || res.Status != core.StatusApplied {
+		return res, false, err
+	}
+	if write != nil {
+		if err := o.tx.Put(ctx, *write); err != nil {
+			return core.PushResult{}, false, fmt.Errorf("write %s/%s: %w", op.Kind, op.ID, err)
+		}
+	}
+	if op.OpID != "" {
+		if err := o.tx.PutIdempotent(ctx, o.s.idemRecord(o.p, op, pl, res.Record)); err != nil {
+			return core.PushResult{}, false, fmt.Errorf("record idempotency key: %w", err)
+		}
+	}
+	return res, write != nil, nil
 }
 
 // stamp assigns the op's version: the kind's lock is taken by NextVersion,

@@ -95,6 +95,7 @@ type Service struct {
 
 	kindMu sync.Mutex
 	kinds  map[string]bool
+	tables map[string]core.Table // Options.Tables by kind (dynamic kinds are documents)
 
 	purgeMu   sync.Mutex
 	lastPurge time.Time
@@ -112,8 +113,12 @@ type Service struct {
 	// test hooks (Options.Hooks, or export_test.go)
 	afterStamp      func(ctx context.Context, kind, id string, version time.Time, locked bool)
 	stampBeforeLock bool
-	stampMu         sync.Mutex
-	lastStamp       map[string]time.Time
+	// bulkStaleRows breaks the bulk push on purpose (export_test.go): a
+	// later op of a batch does not see what an earlier one wrote. It is the
+	// negative control of the bulk/op-by-op equivalence tests.
+	bulkStaleRows bool
+	stampMu       sync.Mutex
+	lastStamp     map[string]time.Time
 }
 
 var (
@@ -174,6 +179,7 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 		log:       log,
 		secret:    secret,
 		kinds:     map[string]bool{},
+		tables:    map[string]core.Table{},
 		subs:      map[*subscriber]struct{}{},
 		lastStamp: map[string]time.Time{},
 	}
@@ -192,6 +198,7 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 			return nil, fmt.Errorf("server: %w: kind %q given twice", core.ErrInvalid, t.Kind())
 		}
 		s.kinds[t.Kind()] = true
+		s.tables[t.Kind()] = t
 	}
 	if len(o.Tables) > 0 {
 		if err := store.Register(ctx, o.Tables...); err != nil {
