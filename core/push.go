@@ -12,6 +12,13 @@ import (
 // push sends the outbox of kinds in outbox order, one op per record at a
 // time (invariant 5), in batches. Each op is pushed at most once per call,
 // plus at most one resolution push (invariant 8).
+//
+// Batches are pipelined one deep: once the authority has answered batch N,
+// batch N+1 is marked in flight and sent, and N's answers are applied while
+// the authority works on N+1. The batches of one pass hold distinct records,
+// so N+1 never depends on N's answers. Answers are applied in batch order;
+// when N's answers pause pushing, N+1's answers (already on their way) are
+// still applied before push returns.
 func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
 	pushed := map[string]bool{}
 	size := e.batchSize(ctx)
@@ -23,14 +30,65 @@ func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
 		if len(heads) == 0 {
 			return nil
 		}
+		var batches [][]Op
 		for start := 0; start < len(heads); start += size {
-			batch := heads[start:min(start+size, len(heads))]
-			paused, err := e.pushBatch(ctx, batch, pushed, st)
-			if err != nil || paused {
-				return err
-			}
+			batches = append(batches, heads[start:min(start+size, len(heads))])
+		}
+		if paused, err := e.pushBatches(ctx, batches, pushed, st); err != nil || paused {
+			return err
 		}
 	}
+}
+
+// pushBatches pushes batches in order, pipelined one deep (see push).
+func (e *Engine) pushBatches(ctx context.Context, batches [][]Op, pushed map[string]bool, st *Stats) (paused bool, err error) {
+	// next marks and sends the next batch that has ops left to send; nil
+	// when none remains.
+	next := func() (*transmission, error) {
+		for len(batches) > 0 {
+			batch := batches[0]
+			batches = batches[1:]
+			send, err := e.markInFlight(ctx, batch, st)
+			if err != nil {
+				return nil, err
+			}
+			if len(send) > 0 {
+				for _, op := range send {
+					pushed[op.OpID] = true
+				}
+				return e.transmit(ctx, send), nil
+			}
+		}
+		return nil, nil
+	}
+	cur, err := next()
+	for cur != nil && err == nil {
+		cur.wait()
+		var ahead *transmission
+		if cur.err == nil && !paused {
+			if ahead, err = next(); err != nil {
+				ahead = nil
+			}
+		}
+		p, aerr := e.answer(ctx, cur, false, st)
+		paused = paused || p
+		if aerr != nil && err == nil {
+			err = aerr
+		}
+		if cur.err != nil || paused || err != nil {
+			if ahead != nil { // already sent: its answers are facts to record
+				ahead.wait()
+				p, aerr := e.answer(ctx, ahead, false, st)
+				paused = paused || p
+				if aerr != nil && err == nil {
+					err = aerr
+				}
+			}
+			return true, err
+		}
+		cur = ahead
+	}
+	return paused, err
 }
 
 func (e *Engine) batchSize(ctx context.Context) int {
@@ -72,13 +130,13 @@ func (e *Engine) heads(ctx context.Context, kinds []string, pushed map[string]bo
 	return heads, nil
 }
 
-// pushBatch marks ops in flight, pushes them and applies the answers. paused
-// reports that the authority cannot be reached or refused the caller, so
-// pushing stops until a later call.
-func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bool, st *Stats) (paused bool, err error) {
+// markInFlight marks the ops of batch in flight (upgrading old payloads) and
+// returns those to send: ops coalesced since they were read, or failed by
+// their upgrade, are left out.
+func (e *Engine) markInFlight(ctx context.Context, batch []Op, st *Stats) ([]Op, error) {
 	var send []Op
 	var evs []Event
-	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		send, evs = send[:0], evs[:0]
 		// With a BatchTx, ops that only go from pending to in flight are
 		// marked together by one SetOpState; the others are rewritten one
@@ -138,23 +196,45 @@ func (e *Engine) pushBatch(ctx context.Context, batch []Op, pushed map[string]bo
 		return nil
 	})
 	if err != nil {
-		return true, e.fail("", fmt.Errorf("offsync: mark ops in flight: %w", err), false, st)
+		return nil, e.fail("", fmt.Errorf("offsync: mark ops in flight: %w", err), false, st)
 	}
 	e.emitAll(evs)
-	if len(send) == 0 {
-		return false, nil
-	}
-	for _, op := range send {
-		pushed[op.OpID] = true
-	}
-	return e.send(ctx, send, false, st)
+	return send, nil
 }
+
+// transmission is a push on its way: the ops sent and, once done is
+// closed, the authority's answers or the push's error.
+type transmission struct {
+	ops     []Op
+	results []PushResult
+	err     error
+	done    chan struct{}
+}
+
+// transmit pushes ops in the background.
+func (e *Engine) transmit(ctx context.Context, ops []Op) *transmission {
+	t := &transmission{ops: ops, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		t.results, t.err = e.tr.Push(ctx, ops)
+	}()
+	return t
+}
+
+func (t *transmission) wait() { <-t.done }
 
 // send pushes ops and applies the answers. resolution marks the push of
 // conflict resolutions, whose conflicts wait for the next call.
 func (e *Engine) send(ctx context.Context, ops []Op, resolution bool, st *Stats) (paused bool, err error) {
+	t := e.transmit(ctx, ops)
+	t.wait()
+	return e.answer(ctx, t, resolution, st)
+}
+
+// answer applies the outcome of a finished transmission.
+func (e *Engine) answer(ctx context.Context, t *transmission, resolution bool, st *Stats) (paused bool, err error) {
+	ops, results, err := t.ops, t.results, t.err
 	var pushErr error // a refusal of the whole push, reported once its ops are settled
-	results, err := e.tr.Push(ctx, ops)
 	if err != nil {
 		if ctx.Err() != nil {
 			return true, e.fail("", ctx.Err(), true, st)

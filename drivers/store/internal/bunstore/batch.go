@@ -183,9 +183,8 @@ func (t *Tx) PendingIDs(ctx context.Context, kind string, ids []string) (map[str
 
 // DeleteOps implements core.BatchTx.
 func (t *Tx) DeleteOps(ctx context.Context, opIDs []string) error {
-	return chunks(opIDs, func(ids []string) error {
-		_, err := t.tx.NewRaw("DELETE FROM offsync_outbox WHERE op_id IN (?)", bun.In(ids)).Exec(ctx)
-		return t.dbErr("delete ops", err)
+	return eachBatch(opIDs, t.s.sys.deleteOps, nil, func(q string, args []any) error {
+		return t.dbErr("delete ops", t.exec(ctx, q, args...))
 	})
 }
 
@@ -196,17 +195,12 @@ func (t *Tx) SetOpState(ctx context.Context, state core.OpState, opIDs []string)
 	default:
 		return nil, fmt.Errorf("%w: unknown op state %q", core.ErrInvalid, state)
 	}
+	if t.readOnly {
+		return nil, fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
+	}
 	found := make(map[string]bool, len(opIDs))
-	err := chunks(opIDs, func(ids []string) error {
-		var set []string
-		if err := t.tx.NewRaw("UPDATE offsync_outbox SET state = ? WHERE op_id IN (?) RETURNING op_id",
-			string(state), bun.In(ids)).Scan(ctx, &set); err != nil {
-			return t.dbErr("set op state", err)
-		}
-		for _, id := range set {
-			found[id] = true
-		}
-		return nil
+	err := eachBatch(opIDs, t.s.sys.setState, []any{string(state)}, func(q string, args []any) error {
+		return t.dbErr("set op state", t.queryStrings(ctx, q, args, func(id string) { found[id] = true }))
 	})
 	if err != nil {
 		return nil, err
@@ -217,14 +211,17 @@ func (t *Tx) SetOpState(ctx context.Context, state core.OpState, opIDs []string)
 // IdempotentMany implements core.BatchTx.
 func (t *Tx) IdempotentMany(ctx context.Context, principal string, opIDs []string) (map[string]core.IdempotencyRecord, error) {
 	out := make(map[string]core.IdempotencyRecord, len(opIDs))
-	err := chunks(opIDs, func(ids []string) error {
-		var rows []idemRow
-		if err := t.tx.NewRaw(`SELECT principal, op_id, request_hash, status, record, created_at
-			FROM offsync_idempotency WHERE principal = ? AND op_id IN (?)`, principal, bun.In(ids)).
-			Scan(ctx, &rows); err != nil {
+	err := eachBatch(opIDs, t.s.sys.idemIn, []any{principal}, func(q string, args []any) error {
+		rows, err := t.query(ctx, q, args...)
+		if err != nil {
 			return t.dbErr("idempotency", err)
 		}
-		for _, r := range rows {
+		defer rows.Close()
+		for rows.Next() {
+			var r idemRow
+			if err := rows.Scan(&r.Principal, &r.OpID, &r.RequestHash, &r.Status, &r.Record, &r.CreatedAt); err != nil {
+				return t.dbErr("idempotency", err)
+			}
 			rec, err := decodeRecord(r.Record)
 			if err != nil {
 				return err
@@ -232,7 +229,7 @@ func (t *Tx) IdempotentMany(ctx context.Context, principal string, opIDs []strin
 			out[r.OpID] = core.IdempotencyRecord{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
 				Status: core.PushStatus(r.Status), Record: rec, CreatedAt: fromMicro(r.CreatedAt)}
 		}
-		return nil
+		return t.dbErr("idempotency", rows.Err())
 	})
 	if err != nil {
 		return nil, err
@@ -250,34 +247,31 @@ func (t *Tx) PutIdempotentMany(ctx context.Context, recs []core.IdempotencyRecor
 		}
 		last[key{r.Principal, r.OpID}] = i
 	}
-	rows := make([]idemRow, 0, len(recs))
-	for i, r := range recs {
-		if last[key{r.Principal, r.OpID}] != i {
-			continue
-		}
-		enc, err := encodeRecord(r.Record)
-		if err != nil {
-			return err
-		}
-		row := idemRow{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
-			Status: int(r.Status), CreatedAt: micro(r.CreatedAt)}
-		if s, ok := enc.(string); ok {
-			row.Record.String, row.Record.Valid = s, true
-		}
-		rows = append(rows, row)
+	if t.readOnly {
+		return fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
 	}
-	max := t.s.d.MaxRowsPerStatement()
-	for len(rows) > 0 {
-		n := min(len(rows), max)
-		chunk := rows[:n]
-		rows = rows[n:]
-		_, err := t.tx.NewInsert().Model(&chunk).ModelTableExpr("offsync_idempotency").
-			On("CONFLICT (principal, op_id) DO UPDATE").
-			Set("request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, record = EXCLUDED.record, created_at = EXCLUDED.created_at").
-			Returning("NULL").Exec(ctx)
-		if err != nil {
+	args := make([]any, 0, 6*min(len(recs), rowBatches[0]))
+	kept := make([]int, 0, len(recs))
+	for i, r := range recs {
+		if last[key{r.Principal, r.OpID}] == i {
+			kept = append(kept, i)
+		}
+	}
+	for len(kept) > 0 {
+		n := batchSize(len(kept))
+		args = args[:0]
+		for _, i := range kept[:n] {
+			r := recs[i]
+			enc, err := encodeRecord(r.Record)
+			if err != nil {
+				return err
+			}
+			args = append(args, r.Principal, r.OpID, r.RequestHash, int64(r.Status), enc, micro(r.CreatedAt))
+		}
+		if err := t.exec(ctx, t.s.sys.putIdem[n], args...); err != nil {
 			return t.dbErr("put idempotency", err)
 		}
+		kept = kept[n:]
 	}
 	return nil
 }

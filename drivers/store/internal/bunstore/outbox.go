@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/offsync/offsync/core"
@@ -147,29 +149,45 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 			return toOps(ops)
 		}
 	}
-	q := t.tx.NewSelect().ColumnExpr(opColumns).TableExpr("offsync_outbox")
+	var where []string
+	var args []any
+	in := func(col string, vals []string) {
+		where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
 	if len(f.Kinds) > 0 {
-		q = q.Where("kind IN (?)", bun.In(f.Kinds))
+		in("kind", f.Kinds)
 	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, s := range f.States {
 			states[i] = string(s)
 		}
-		q = q.Where("state IN (?)", bun.In(states))
+		in("state", states)
 	}
 	if f.Kind != "" || f.ID != "" {
-		q = q.Where("kind = ? AND id = ?", f.Kind, f.ID)
+		where = append(where, "kind = ? AND id = ?")
+		args = append(args, f.Kind, f.ID)
 	}
-	q = q.Order("seq")
+	q := "SELECT " + opColumns + " FROM offsync_outbox"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq"
 	if f.Limit > 0 {
-		q = q.Limit(int64(f.Limit))
+		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	var rows []opRow
-	if err := q.Scan(ctx, &rows); err != nil {
+	rows, err := t.query(ctx, t.s.sys.numbered(q), args...)
+	if err != nil {
 		return nil, t.dbErr("ops", err)
 	}
-	return toOps(rows)
+	ops, err := scanOps(rows)
+	if err != nil {
+		return nil, t.dbErr("ops", err)
+	}
+	return toOps(ops)
 }
 
 func toOps(rows []opRow) ([]core.Op, error) {

@@ -131,7 +131,7 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 		return err
 	}
 	s.migrated = true
-	queries := slices.Clone(outboxQueries)
+	queries := append(slices.Clone(outboxQueries), s.sys.all()...)
 	for _, info := range infos {
 		if info.typed {
 			queries = append(queries, info.rows.queries()...)

@@ -268,26 +268,19 @@ func (t *Tx) ClearKind(ctx context.Context, kind string) (int, error) {
 
 // pendingIDs returns which of ids have ops in the outbox.
 func (t *Tx) pendingIDs(ctx context.Context, kind string, ids []string) (map[string]bool, error) {
-	var any bool
-	if err := t.tx.NewRaw("SELECT EXISTS (SELECT 1 FROM offsync_outbox WHERE kind = ?)", kind).Scan(ctx, &any); err != nil {
+	some := false
+	if err := t.queryStrings(ctx, t.s.sys.anyPending, []any{kind}, func(string) { some = true }); err != nil {
 		return nil, t.dbErr("outbox lookup", err)
 	}
-	if !any {
+	if !some {
 		return nil, nil
 	}
 	pending := map[string]bool{}
-	const chunk = 500
-	for len(ids) > 0 {
-		n := min(len(ids), chunk)
-		var found []string
-		if err := t.tx.NewRaw("SELECT DISTINCT id FROM offsync_outbox WHERE kind = ? AND id IN (?)",
-			kind, bun.In(ids[:n])).Scan(ctx, &found); err != nil {
-			return nil, t.dbErr("outbox lookup", err)
-		}
-		for _, id := range found {
-			pending[id] = true
-		}
-		ids = ids[n:]
+	err := eachBatch(ids, t.s.sys.pending, []any{kind}, func(q string, args []any) error {
+		return t.dbErr("outbox lookup", t.queryStrings(ctx, q, args, func(id string) { pending[id] = true }))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return pending, nil
 }

@@ -40,6 +40,7 @@ type Store struct {
 	closed atomic.Bool
 
 	stmts stmtCache // SQLite's prepared statements
+	sys   *sysSQL   // the system tables' batch statements
 }
 
 var _ core.Store = (*Store)(nil)
@@ -53,7 +54,8 @@ func New(cfg Config) (*Store, error) {
 	if read == nil {
 		read = cfg.DB
 	}
-	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, kinds: map[string]*kindInfo{}}, nil
+	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, kinds: map[string]*kindInfo{},
+		sys: newSysSQL(cfg.Dialect.Name() == "postgres")}, nil
 }
 
 // DB returns the write database.

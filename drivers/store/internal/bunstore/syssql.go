@@ -1,0 +1,104 @@
+package bunstore
+
+import (
+	"context"
+	"strings"
+)
+
+// sysSQL holds the system tables' statements that take many ids or rows,
+// with bound parameters, one per size in rowBatches (a list of n ids is
+// sent as statements of those sizes), so that SQLite prepares them once.
+type sysSQL struct {
+	postgres   bool
+	anyPending string         // one id of a kind's ops, if any
+	deleteOps  map[int]string // DELETE outbox ops by op id
+	setState   map[int]string // UPDATE outbox state by op id, RETURNING op_id
+	pending    map[int]string // outbox ids of a kind among ids
+	idemIn     map[int]string // idempotency records of a principal by op id
+	putIdem    map[int]string // multi-row upsert of idempotency records
+}
+
+const idemColumns = "principal, op_id, request_hash, status, record, created_at"
+
+func newSysSQL(postgres bool) *sysSQL {
+	q := &sysSQL{postgres: postgres, deleteOps: map[int]string{}, setState: map[int]string{},
+		pending: map[int]string{}, idemIn: map[int]string{}, putIdem: map[int]string{}}
+	q.anyPending = q.numbered("SELECT id FROM offsync_outbox WHERE kind = ? LIMIT 1")
+	for _, n := range rowBatches {
+		in := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+		q.deleteOps[n] = q.numbered("DELETE FROM offsync_outbox WHERE op_id IN " + in)
+		q.setState[n] = q.numbered("UPDATE offsync_outbox SET state = ? WHERE op_id IN " + in + " RETURNING op_id")
+		q.pending[n] = q.numbered("SELECT DISTINCT id FROM offsync_outbox WHERE kind = ? AND id IN " + in)
+		q.idemIn[n] = q.numbered("SELECT " + idemColumns + " FROM offsync_idempotency WHERE principal = ? AND op_id IN " + in)
+		row := "(?, ?, ?, ?, ?, ?)"
+		q.putIdem[n] = q.numbered("INSERT INTO offsync_idempotency (" + idemColumns + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") +
+			` ON CONFLICT (principal, op_id) DO UPDATE SET request_hash = EXCLUDED.request_hash,
+				status = EXCLUDED.status, record = EXCLUDED.record, created_at = EXCLUDED.created_at`)
+	}
+	return q
+}
+
+// numbered rewrites the ? placeholders of query as $1, $2, ... on Postgres.
+// The system queries hold no other question marks.
+func (q *sysSQL) numbered(query string) string {
+	if !q.postgres {
+		return query
+	}
+	p := placeholders(true)
+	var b strings.Builder
+	for _, c := range query {
+		if c == '?' {
+			b.WriteString(p.next())
+		} else {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func (q *sysSQL) all() []string {
+	out := []string{q.anyPending}
+	for _, m := range []map[int]string{q.deleteOps, q.setState, q.pending, q.idemIn, q.putIdem} {
+		for _, s := range m {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// eachBatch runs the statements of stmts over ids in pieces of the sizes in
+// rowBatches; each call's arguments are fixed followed by the piece's ids.
+func eachBatch(ids []string, stmts map[int]string, fixed []any, fn func(query string, args []any) error) error {
+	args := make([]any, 0, len(fixed)+min(len(ids), rowBatches[0]))
+	for len(ids) > 0 {
+		n := batchSize(len(ids))
+		args = append(args[:0], fixed...)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		if err := fn(stmts[n], args); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// queryStrings runs a query returning one text column and calls each with
+// every value.
+func (t *Tx) queryStrings(ctx context.Context, query string, args []any, each func(string)) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return err
+		}
+		each(s)
+	}
+	return rows.Err()
+}
