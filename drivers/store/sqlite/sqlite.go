@@ -130,7 +130,12 @@ type dialect struct{}
 var _ bunstore.Dialect = dialect{}
 
 func (dialect) Name() string             { return "sqlite" }
-func (dialect) SerialPrimaryKey() string { return "INTEGER PRIMARY KEY AUTOINCREMENT" }
+// SerialPrimaryKey is a rowid alias without AUTOINCREMENT: a new row gets
+// the largest rowid + 1, so seq still orders the rows that exist (all the
+// outbox needs); AUTOINCREMENT would also update sqlite_sequence on every
+// insert, one more page in every local write's commit. Databases created
+// before keep their AUTOINCREMENT column, which orders the same way.
+func (dialect) SerialPrimaryKey() string { return "INTEGER PRIMARY KEY" }
 func (dialect) JSONType() string         { return "TEXT" }
 
 // JSONField reads the field as its SQL value (strings as text).

@@ -120,9 +120,13 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 	}
 	var seq int64
 	if st := t.stmt(ctx, qEnqueue); st != nil {
-		err = st.QueryRowContext(ctx, args...).Scan(&seq)
+		// SQLite: seq is the rowid, which the insert reports.
+		var res sql.Result
+		if res, err = st.ExecContext(ctx, args...); err == nil {
+			seq, err = res.LastInsertId()
+		}
 	} else {
-		err = t.tx.NewRaw(qEnqueue, args...).Scan(ctx, &seq)
+		err = t.tx.NewRaw(qEnqueueReturning, args...).Scan(ctx, &seq)
 	}
 	if err != nil {
 		return t.dbErr("enqueue", err)

@@ -17,7 +17,8 @@ import (
 const (
 	qEnqueue = `INSERT INTO offsync_outbox (op_id, kind, id, type, payload, base_updated_at, base_payload,
 		changed_fields, edited_at, force, enqueued_at, tx_id, schema_version, attempts, next_attempt_at,
-		last_error, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+		last_error, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qEnqueueReturning = qEnqueue + " RETURNING seq"
 	qGetOp       = "SELECT " + opColumns + " FROM offsync_outbox WHERE op_id = ?"
 	qOpsOfRecord = "SELECT " + opColumns + " FROM offsync_outbox WHERE kind = ? AND id = ? ORDER BY seq"
 	qUpdateOp    = `UPDATE offsync_outbox SET op_id = ?, kind = ?, id = ?, type = ?, payload = ?,
@@ -27,7 +28,7 @@ const (
 	qDeleteOp = "DELETE FROM offsync_outbox WHERE op_id = ?"
 )
 
-var outboxQueries = []string{qEnqueue, qGetOp, qOpsOfRecord, qUpdateOp, qDeleteOp}
+var outboxQueries = []string{qEnqueue, qEnqueueReturning, qGetOp, qOpsOfRecord, qUpdateOp, qDeleteOp}
 
 // stmtCache keeps SQLite's prepared statements, one per query text and
 // pool. They are prepared by Register, outside any transaction (the write
