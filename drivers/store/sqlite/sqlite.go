@@ -129,7 +129,8 @@ type dialect struct{}
 
 var _ bunstore.Dialect = dialect{}
 
-func (dialect) Name() string             { return "sqlite" }
+func (dialect) Name() string { return "sqlite" }
+
 // SerialPrimaryKey is a rowid alias without AUTOINCREMENT: a new row gets
 // the largest rowid + 1, so seq still orders the rows that exist (all the
 // outbox needs); AUTOINCREMENT would also update sqlite_sequence on every

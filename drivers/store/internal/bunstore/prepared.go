@@ -19,9 +19,9 @@ const (
 		changed_fields, edited_at, force, enqueued_at, tx_id, schema_version, attempts, next_attempt_at,
 		last_error, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qEnqueueReturning = qEnqueue + " RETURNING seq"
-	qGetOp       = "SELECT " + opColumns + " FROM offsync_outbox WHERE op_id = ?"
-	qOpsOfRecord = "SELECT " + opColumns + " FROM offsync_outbox WHERE kind = ? AND id = ? ORDER BY seq"
-	qUpdateOp    = `UPDATE offsync_outbox SET op_id = ?, kind = ?, id = ?, type = ?, payload = ?,
+	qGetOp            = "SELECT " + opColumns + " FROM offsync_outbox WHERE op_id = ?"
+	qOpsOfRecord      = "SELECT " + opColumns + " FROM offsync_outbox WHERE kind = ? AND id = ? ORDER BY seq"
+	qUpdateOp         = `UPDATE offsync_outbox SET op_id = ?, kind = ?, id = ?, type = ?, payload = ?,
 		base_updated_at = ?, base_payload = ?, changed_fields = ?, edited_at = ?, force = ?, enqueued_at = ?,
 		tx_id = ?, schema_version = ?, attempts = ?, next_attempt_at = ?, last_error = ?, state = ?
 		WHERE op_id = ?`
