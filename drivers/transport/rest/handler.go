@@ -2,11 +2,9 @@ package rest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -659,106 +657,6 @@ func appendResultBody(b []byte, pr *core.PushResult) []byte {
 	b = append(b, '{')
 	b = appendResultMembers(b, pr)
 	return append(b, '}')
-}
-
-// batchOp is one op of a POST /batch body, decoded strictly.
-type batchOp struct {
-	OpID          string          `json:"opId"`
-	Kind          string          `json:"kind"`
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
-	Payload       json.RawMessage `json:"payload"`
-	BaseUpdatedAt *string         `json:"baseUpdatedAt"`
-	EditedAt      *string         `json:"editedAt"`
-	Force         bool            `json:"force"`
-}
-
-// decodeBatch parses and checks a POST /batch body. Every error wraps
-// core.ErrInvalid (400); nothing is written for a bad batch.
-func decodeBatch(body []byte, maxOps int) ([]core.Op, error) {
-	if !json.Valid(body) {
-		return nil, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
-	}
-	if i := skipWS(body, 0); i >= len(body) || body[i] != '{' {
-		return nil, fmt.Errorf("%w: the body must be a JSON object", core.ErrInvalid)
-	}
-	var in struct {
-		Ops *[]batchOp `json:"ops"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return nil, fmt.Errorf("%w: %v", core.ErrInvalid, err)
-	}
-	if in.Ops == nil {
-		return nil, fmt.Errorf("%w: \"ops\" is required", core.ErrInvalid)
-	}
-	if len(*in.Ops) > maxOps {
-		return nil, fmt.Errorf("%w: %d ops in one batch, at most %d", core.ErrTooLarge, len(*in.Ops), maxOps)
-	}
-	ops := make([]core.Op, len(*in.Ops))
-	seen := make(map[string]struct{}, len(ops))
-	for n, bo := range *in.Ops {
-		where := fmt.Sprintf("ops[%d]", n)
-		if err := checkOpID(bo.OpID); err != nil {
-			return nil, fmt.Errorf("%s.opId: %w", where, err)
-		}
-		if _, dup := seen[bo.OpID]; dup {
-			return nil, fmt.Errorf("%w: %s: opId %q appears twice", core.ErrInvalid, where, bo.OpID)
-		}
-		seen[bo.OpID] = struct{}{}
-		if bo.Kind == "" || reserved(bo.Kind) {
-			return nil, fmt.Errorf("%w: %s: kind %q", core.ErrInvalid, where, bo.Kind)
-		}
-		if bo.ID == "" {
-			return nil, fmt.Errorf("%w: %s: empty id", core.ErrInvalid, where)
-		}
-		op := core.Op{OpID: bo.OpID, Kind: bo.Kind, ID: bo.ID, Force: bo.Force}
-		if bo.BaseUpdatedAt != nil && *bo.BaseUpdatedAt != "" {
-			t, err := core.ParseTime(*bo.BaseUpdatedAt)
-			if err != nil {
-				return nil, fmt.Errorf("%s.baseUpdatedAt: %w", where, err)
-			}
-			op.BaseUpdatedAt = t
-		}
-		if bo.EditedAt != nil && *bo.EditedAt != "" {
-			t, err := core.ParseTime(*bo.EditedAt)
-			if err != nil {
-				return nil, fmt.Errorf("%s.editedAt: %w", where, err)
-			}
-			op.EditedAt = t
-		}
-		switch core.OpType(bo.Type) {
-		case core.OpUpsert:
-			op.Type = core.OpUpsert
-			if len(bo.Payload) == 0 || isNull(bo.Payload) {
-				return nil, fmt.Errorf("%w: %s: an upsert needs a payload object", core.ErrInvalid, where)
-			}
-			f, err := splitBody(bo.Payload, bo.ID)
-			if err != nil {
-				return nil, fmt.Errorf("%s.payload: %w", where, err)
-			}
-			op.Payload = f.payload
-			if !f.base.IsZero() {
-				if !op.BaseUpdatedAt.IsZero() && !op.BaseUpdatedAt.Equal(f.base) {
-					return nil, fmt.Errorf("%w: %s: baseUpdatedAt and payload._baseUpdatedAt differ", core.ErrInvalid, where)
-				}
-				op.BaseUpdatedAt = f.base
-			}
-			if op.EditedAt.IsZero() {
-				op.EditedAt = f.edited
-			}
-		case core.OpDelete:
-			op.Type = core.OpDelete
-			if len(bo.Payload) > 0 && !isNull(bo.Payload) {
-				return nil, fmt.Errorf("%w: %s: a delete carries no payload", core.ErrInvalid, where)
-			}
-		default:
-			return nil, fmt.Errorf("%w: %s: type must be \"upsert\" or \"delete\", got %q", core.ErrInvalid, where, bo.Type)
-		}
-		ops[n] = op
-	}
-	return ops, nil
 }
 
 func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {

@@ -404,10 +404,16 @@ type bodyFields struct {
 // object; system fields are checked for type and removed; an "id" must match
 // id; other names starting with "_" are refused. Errors wrap core.ErrInvalid.
 func splitBody(b []byte, id string) (bodyFields, error) {
-	var f bodyFields
 	if !json.Valid(b) {
-		return f, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
+		return bodyFields{}, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
 	}
+	return splitValid(b, id)
+}
+
+// splitValid is splitBody for b already known to be valid JSON. The payload
+// it returns is a new buffer, never a part of b.
+func splitValid(b []byte, id string) (bodyFields, error) {
+	var f bodyFields
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return f, fmt.Errorf("%w: the body must be a JSON object", core.ErrInvalid)
@@ -416,35 +422,42 @@ func splitBody(b []byte, id string) (bodyFields, error) {
 	out = append(out, '{')
 	first := true
 	// Duplicate names are refused: a linear scan for small objects, a set
-	// beyond that.
-	var names []string
+	// beyond that. Names are compared unescaped, as bytes of b when they
+	// have no escapes, so a field costs no allocation.
+	var nameArr [16][]byte
+	names := nameArr[:0]
 	var seen map[string]struct{}
 	err := eachField(b, func(key, val []byte) error {
-		name := keyName(key)
+		nb := key[1 : len(key)-1]
+		if hasEscape(nb) {
+			nb = []byte(keyName(key))
+		}
 		dup := false
 		if seen != nil {
-			_, dup = seen[name]
-			seen[name] = struct{}{}
+			_, dup = seen[string(nb)]
+			if !dup {
+				seen[string(nb)] = struct{}{}
+			}
 		} else {
 			for _, n := range names {
-				if n == name {
+				if string(n) == string(nb) {
 					dup = true
 					break
 				}
 			}
-			names = append(names, name)
+			names = append(names, nb)
 			if len(names) > 16 {
 				seen = make(map[string]struct{}, 32)
 				for _, n := range names {
-					seen[n] = struct{}{}
+					seen[string(n)] = struct{}{}
 				}
 			}
 		}
 		if dup {
-			return fmt.Errorf("%w: field %q appears twice", core.ErrInvalid, name)
+			return fmt.Errorf("%w: field %q appears twice", core.ErrInvalid, string(nb))
 		}
 		var err error
-		switch name {
+		switch string(nb) {
 		case "id":
 			s, ok := rawString(val)
 			if !ok {
@@ -455,14 +468,14 @@ func splitBody(b []byte, id string) (bodyFields, error) {
 			}
 		case "updated_at", "updatedAt", "deleted_at", "deletedAt":
 			// Set by the authority; a client may echo them back. Checked, then ignored.
-			_, err = rawTime(name, val)
+			_, err = rawTime(sysFieldName(nb), val)
 		case "edited_at", "editedAt":
-			f.edited, err = rawTime(name, val)
+			f.edited, err = rawTime(sysFieldName(nb), val)
 		case "_baseUpdatedAt":
-			f.base, err = rawTime(name, val)
+			f.base, err = rawTime("_baseUpdatedAt", val)
 		default:
-			if len(name) > 0 && name[0] == '_' {
-				return fmt.Errorf("%w: unknown system field %q", core.ErrInvalid, name)
+			if len(nb) > 0 && nb[0] == '_' {
+				return fmt.Errorf("%w: unknown system field %q", core.ErrInvalid, string(nb))
 			}
 			if !first {
 				out = append(out, ',')
@@ -479,6 +492,17 @@ func splitBody(b []byte, id string) (bodyFields, error) {
 	}
 	f.payload = append(out, '}')
 	return f, nil
+}
+
+// sysFieldName returns the name of a system field as a constant, so that
+// naming it in an error costs nothing when there is none.
+func sysFieldName(nb []byte) string {
+	for _, n := range [...]string{"updated_at", "updatedAt", "deleted_at", "deletedAt", "edited_at", "editedAt"} {
+		if string(nb) == n {
+			return n
+		}
+	}
+	return string(nb)
 }
 
 // appendPutBody builds a PUT body from an op: the payload's fields plus
