@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
 )
@@ -537,8 +538,19 @@ func requestHash(op core.Op) (string, error) {
 }
 
 // canonicalJSON re-encodes a JSON value with sorted keys and no spacing,
-// keeping numbers as written.
+// keeping numbers as written: what decoding it (with UseNumber) and
+// encoding it again with encoding/json gives. A flat object of plain
+// members, the usual payload, is rewritten directly (canonicalFlat); the
+// rest goes through encoding/json.
 func canonicalJSON(raw json.RawMessage) ([]byte, error) {
+	if c, ok := canonicalFlat(raw); ok {
+		return c, nil
+	}
+	return canonicalSlow(raw)
+}
+
+// canonicalSlow is canonicalJSON through encoding/json.
+func canonicalSlow(raw json.RawMessage) ([]byte, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var v any
@@ -547,3 +559,157 @@ func canonicalJSON(raw json.RawMessage) ([]byte, error) {
 	}
 	return json.Marshal(v)
 }
+
+// canonicalFlat is canonicalJSON for an object whose keys and string values
+// hold no escapes, no bytes encoding/json would escape (<, >, &, control
+// characters, U+2028, U+2029), only valid UTF-8, whose values are strings,
+// numbers, true, false or null, and whose keys are distinct: for such an
+// object encoding/json writes every member back as it was written, so
+// sorting the members is all there is to do. ok is false for any other
+// input (including invalid JSON), which canonicalSlow then handles.
+func canonicalFlat(raw []byte) (out []byte, ok bool) {
+	type member struct{ key, val []byte }
+	var members []member
+	i := 0
+	ws := func() {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+			i++
+		}
+	}
+	// str returns the string token at i, quotes included.
+	str := func() ([]byte, bool) {
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		start := i
+		i++
+		for i < len(raw) {
+			switch c := raw[i]; {
+			case c == '"':
+				i++
+				tok := raw[start:i]
+				return tok, utf8.Valid(tok) && !bytes.Contains(tok, lineSep) && !bytes.Contains(tok, paraSep)
+			case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
+				return nil, false
+			}
+			i++
+		}
+		return nil, false
+	}
+	scalar := func() ([]byte, bool) {
+		if i >= len(raw) {
+			return nil, false
+		}
+		if raw[i] == '"' {
+			return str()
+		}
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(raw[i:], []byte(lit)) {
+				i += len(lit)
+				return []byte(lit), true
+			}
+		}
+		start := i
+		if i < len(raw) && raw[i] == '-' {
+			i++
+		}
+		digits := func() int {
+			n := 0
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				i++
+				n++
+			}
+			return n
+		}
+		switch {
+		case i < len(raw) && raw[i] == '0':
+			i++
+		case digits() == 0:
+			return nil, false
+		}
+		if i < len(raw) && raw[i] == '.' {
+			i++
+			if digits() == 0 {
+				return nil, false
+			}
+		}
+		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+			i++
+			if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+				i++
+			}
+			if digits() == 0 {
+				return nil, false
+			}
+		}
+		return raw[start:i], true
+	}
+	ws()
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	i++
+	ws()
+	if i < len(raw) && raw[i] == '}' {
+		i++
+	} else {
+		for {
+			ws()
+			key, ok := str()
+			if !ok {
+				return nil, false
+			}
+			ws()
+			if i >= len(raw) || raw[i] != ':' {
+				return nil, false
+			}
+			i++
+			ws()
+			val, ok := scalar()
+			if !ok {
+				return nil, false
+			}
+			members = append(members, member{key, val})
+			ws()
+			if i < len(raw) && raw[i] == ',' {
+				i++
+				continue
+			}
+			if i < len(raw) && raw[i] == '}' {
+				i++
+				break
+			}
+			return nil, false
+		}
+	}
+	ws()
+	if i != len(raw) {
+		return nil, false
+	}
+	inner := func(tok []byte) []byte { return tok[1 : len(tok)-1] }
+	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(inner(a.key), inner(b.key)) })
+	n := 2
+	for j, m := range members {
+		if j > 0 && bytes.Equal(inner(m.key), inner(members[j-1].key)) {
+			return nil, false // a repeated key: the last one wins in encoding/json
+		}
+		n += len(m.key) + len(m.val) + 2
+	}
+	out = make([]byte, 0, n)
+	out = append(out, '{')
+	for j, m := range members {
+		if j > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, m.key...)
+		out = append(out, ':')
+		out = append(out, m.val...)
+	}
+	return append(out, '}'), true
+}
+
+// The UTF-8 forms of U+2028 and U+2029, which encoding/json escapes.
+var (
+	lineSep = []byte("\u2028")
+	paraSep = []byte("\u2029")
+)
