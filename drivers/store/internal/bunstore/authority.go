@@ -104,6 +104,9 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		}
 		return out, nil
 	}
+	if k.rows.json != nil && q.Filter == nil && q.Limit > 0 {
+		return t.typedFeed(ctx, k, q)
+	}
 	slice := reflect.New(reflect.SliceOf(k.typ))
 	sq, none, err := t.feed(t.tx.NewSelect().Model(slice.Interface()), k, q)
 	if err != nil || none {

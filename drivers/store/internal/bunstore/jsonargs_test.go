@@ -37,13 +37,36 @@ type argModel struct {
 
 func argKindInfo(t *testing.T) *kindInfo {
 	t.Helper()
+	return kindInfoFor(t, core.NewTable[argModel]("arg"))
+}
+
+// rowModel is argModel without the field that is not a column, so that its
+// rows can be written as records straight from the columns.
+type rowModel struct {
+	bun.BaseModel `bun:"table:row_models"`
+
+	ID    string `bun:"id,pk" json:"id"`
+	Title string `json:"title"`
+	Note  string `bun:",nullzero" json:"note"`
+	Small int8   `json:"small"`
+	core.SyncColumns
+	Count int64   `json:"count"`
+	Port  uint16  `json:"port"`
+	Ratio float32 `json:"ratio"`
+	Score float64 `json:"score,omitempty"`
+	Done  bool    `json:"done"`
+	Flag  bool    `bun:",nullzero" json:"flag,omitzero"`
+	Draft string  `json:"draft" offsync:"local"`
+}
+
+func kindInfoFor(t *testing.T, table core.Table) *kindInfo {
+	t.Helper()
 	sqldb, err := sql.Open("sqlite", ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sqldb.Close() })
 	db := bun.NewDB(sqldb, sqlitedialect.New())
-	table := core.NewTable[argModel]("arg")
 	if err := table.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +76,7 @@ func argKindInfo(t *testing.T) *kindInfo {
 		t.Fatal(err)
 	}
 	if !k.rows.writable || k.rows.data == nil {
-		t.Fatalf("argModel should take the direct path: writable %v, data %v", k.rows.writable, k.rows.data != nil)
+		t.Fatalf("%v should take the direct path: writable %v, data %v", k.typ, k.rows.writable, k.rows.data != nil)
 	}
 	return k
 }
@@ -149,5 +172,85 @@ func TestDataArgsTakesCommonShape(t *testing.T) {
 		if _, ok := k.rows.data.appendRecord(nil, rec, false, k.rows.localI); ok {
 			t.Errorf("data %q: direct decoding took what the model path must decide", data)
 		}
+	}
+}
+
+// TestRowJSONMatchesModel: whenever rowJSON builds a record from a row, it
+// is the record the model path builds (same data bytes), for rows holding
+// odd strings, NULLs, numbers out of a field's range and floats of every
+// size.
+func TestRowJSONMatchesModel(t *testing.T) {
+	if k := argKindInfo(t); k.rows.json != nil {
+		t.Fatal("argModel has a JSON field that is not a column: its records must take the model path")
+	}
+	k := kindInfoFor(t, core.NewTable[rowModel]("row"))
+	if k.rows.json == nil {
+		t.Fatal("rowModel should have a rowJSON")
+	}
+	strs := []any{nil, "", "plain", "a<b", "a&b", `q"q`, `b\s`, "line\nbreak", "é", "\u2028", "\xff", "tab\t"}
+	ints := []any{nil, int64(0), int64(5), int64(-128), int64(-129), int64(127), int64(128), int64(65535), int64(65536), int64(-1), int64(1 << 40)}
+	floats := []any{nil, 0.0, 1.5, 1e-7, 3.4e39, 1e21, 123456789.125, -2.5}
+	bools := []any{nil, int64(0), int64(1), int64(2)}
+	times := []any{nil, int64(1), int64(1_700_000_000_123_456)}
+	safeInts := []any{nil, int64(0), int64(5), int64(-128), int64(127)}
+	rapid.Check(t, func(rt *rapid.T) {
+		vals := make([]any, len(k.rows.fields))
+		ints := ints
+		if rapid.Bool().Draw(rt, "safe") { // mostly values every field holds, so rows get compared
+			ints = safeInts
+		}
+		for i, f := range k.rows.fields {
+			switch f.Name {
+			case "id":
+				vals[i] = rapid.StringMatching(`[a-z0-9]{1,6}`).Draw(rt, "id")
+			case "title", "note", "draft":
+				vals[i] = rapid.SampledFrom(strs).Draw(rt, f.Name)
+			case "small", "count", "port":
+				vals[i] = rapid.SampledFrom(ints).Draw(rt, f.Name)
+			case "ratio", "score":
+				vals[i] = rapid.SampledFrom(floats).Draw(rt, f.Name)
+			case "done", "flag":
+				vals[i] = rapid.SampledFrom(bools).Draw(rt, f.Name)
+			default:
+				vals[i] = rapid.SampledFrom(times).Draw(rt, f.Name)
+			}
+		}
+		got, ok := k.rows.json.record("row", vals)
+		if !ok {
+			return
+		}
+		want, err := k.rows.modelRecord(k, vals)
+		if err != nil {
+			rt.Fatalf("row %v: rowJSON built a record the model path refuses (%v)", vals, err)
+		}
+		if got.ID != want.ID || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.DeletedAt.Equal(want.DeletedAt) ||
+			!got.EditedAt.Equal(want.EditedAt) || string(got.Data) != string(want.Data) {
+			rt.Fatalf("row %v:\n rowJSON %+v %s\n model   %+v %s", vals, got, got.Data, want, want.Data)
+		}
+	})
+}
+
+// TestRowJSONTakesPlainRows guards against a rowJSON that gives up on
+// everything (which TestRowJSONMatchesModel alone would accept).
+func TestRowJSONTakesPlainRows(t *testing.T) {
+	k := kindInfoFor(t, core.NewTable[rowModel]("row"))
+	vals := make([]any, len(k.rows.fields))
+	for i, f := range k.rows.fields {
+		switch f.Name {
+		case "id", "title", "note", "draft":
+			vals[i] = "x " + f.Name
+		case "ratio", "score":
+			vals[i] = 0.5
+		default:
+			vals[i] = int64(1)
+		}
+	}
+	got, ok := k.rows.json.record("row", vals)
+	if !ok {
+		t.Fatalf("rowJSON gave up on %v", vals)
+	}
+	want, err := k.rows.modelRecord(k, vals)
+	if err != nil || string(got.Data) != string(want.Data) {
+		t.Fatalf("rowJSON %s, model %s (%v)", got.Data, want.Data, err)
 	}
 }

@@ -35,6 +35,9 @@ type rowSQL struct {
 	data   *dataArgs       // direct decoding of records (nil: always the model path)
 
 	get        string // SELECT cols WHERE id = ?
+	feedFirst  string // the first page of the feed: ORDER BY updated_at, id LIMIT ?
+	feedAfter  string // a page after a cursor (updated_at, id, limit)
+	json       *rowJSON
 	writable   bool
 	upsertKeep map[int]string // rows per statement -> upsert keeping local-only columns
 	upsertAll  map[int]string // the same, also writing deleted_at_local (SettleMany)
@@ -63,6 +66,15 @@ func newRowSQL(sch *schema.Table, table string, updateSet string, local []string
 	r.cols = strings.Join(names, ", ")
 	ph := placeholders(postgres)
 	r.get = "SELECT " + r.cols + " FROM " + table + " WHERE id = " + ph.next()
+	order := " ORDER BY updated_at ASC, id ASC LIMIT "
+	ph = placeholders(postgres)
+	r.feedFirst = "SELECT " + r.cols + " FROM " + table + order + ph.next()
+	ph = placeholders(postgres)
+	// A row value, not "updated_at > ? OR (updated_at = ? AND id > ?)": with
+	// bound parameters SQLite plans the OR as a scan of the whole index,
+	// the row value as a seek.
+	r.feedAfter = "SELECT " + r.cols + " FROM " + table + " WHERE (updated_at, id) > (" + ph.next() + ", " +
+		ph.next() + ")" + order + ph.next()
 	for _, n := range rowBatches {
 		ph := placeholders(postgres)
 		var b strings.Builder
@@ -80,6 +92,7 @@ func newRowSQL(sch *schema.Table, table string, updateSet string, local []string
 		return r
 	}
 	r.data = newDataArgs(r, sch.Type, local)
+	r.json = newRowJSON(r, sch.Type)
 	for _, n := range rowBatches {
 		ph := placeholders(postgres)
 		var b strings.Builder
@@ -107,7 +120,7 @@ func newRowSQL(sch *schema.Table, table string, updateSet string, local []string
 
 // queries lists every statement, for preparing.
 func (r *rowSQL) queries() []string {
-	qs := []string{r.get}
+	qs := []string{r.get, r.feedFirst, r.feedAfter}
 	for _, m := range []map[int]string{r.selectIn, r.upsertKeep, r.upsertAll} {
 		for _, q := range m {
 			qs = append(qs, q)
@@ -239,14 +252,7 @@ func (r *rowSQL) scanRows(rows *sql.Rows, k *kindInfo, each func(core.Record) er
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		m := reflect.New(k.typ)
-		strct := m.Elem()
-		for i, f := range r.fields {
-			if err := f.ScanValue(strct, vals[i]); err != nil {
-				return fmt.Errorf("column %s: %w", f.Name, err)
-			}
-		}
-		rec, err := k.table.ToRecord(m.Interface())
+		rec, err := r.modelRecord(k, vals)
 		if err != nil {
 			return err
 		}
