@@ -214,9 +214,9 @@ func (d *dataArgs) decode(row []any, data []byte) bool {
 			return false
 		}
 		s.ws()
-		col, known := d.byName[key]
+		col, known := d.byName[string(key)] // no copy for a map lookup
 		if !known {
-			lower := strings.ToLower(key)
+			lower := strings.ToLower(string(key))
 			if d.others[lower] || d.folded[lower] != "" {
 				return false // a system, local or case-folded name: the model path decides
 			}
@@ -348,10 +348,10 @@ func (s *jscan) literal(lit string) bool {
 }
 
 // plainString reads a string without escapes whose bytes are valid UTF-8
-// (what encoding/json would return unchanged).
-func (s *jscan) plainString() (string, bool) {
+// (what encoding/json would return unchanged). The bytes are b's own.
+func (s *jscan) plainString() ([]byte, bool) {
 	if !s.byte('"') {
-		return "", false
+		return nil, false
 	}
 	start := s.i
 	ascii := true
@@ -362,17 +362,17 @@ func (s *jscan) plainString() (string, bool) {
 			str := s.b[start:s.i]
 			s.i++
 			if !ascii && !utf8.Valid(str) {
-				return "", false
+				return nil, false
 			}
-			return string(str), true
+			return str, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= 0x80:
 			ascii = false
 		}
 		s.i++
 	}
-	return "", false
+	return nil, false
 }
 
 // anyString reads a string, unescaping it with encoding/json when it has
@@ -380,7 +380,7 @@ func (s *jscan) plainString() (string, bool) {
 func (s *jscan) anyString() (string, bool) {
 	start := s.i
 	if str, ok := s.plainString(); ok {
-		return str, true
+		return string(str), true
 	}
 	s.i = start
 	if !s.byte('"') {
