@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/jsonscan"
 )
 
 // KindLocker is an optional core.Tx: a store whose write transactions do
@@ -568,132 +568,65 @@ func canonicalSlow(raw json.RawMessage) ([]byte, error) {
 // sorting the members is all there is to do. ok is false for any other
 // input (including invalid JSON), which canonicalSlow then handles.
 func canonicalFlat(raw []byte) (out []byte, ok bool) {
-	type member struct{ key, val []byte }
+	type member struct{ key, val []byte } // key without its quotes
 	var members []member
-	i := 0
-	ws := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-			i++
-		}
-	}
-	// str returns the string token at i, quotes included.
+	s := jsonscan.Scanner{B: raw}
+	// str reads a string encoding/json writes back unchanged.
 	str := func() ([]byte, bool) {
-		if i >= len(raw) || raw[i] != '"' {
-			return nil, false
-		}
-		start := i
-		i++
-		for i < len(raw) {
-			switch c := raw[i]; {
-			case c == '"':
-				i++
-				tok := raw[start:i]
-				return tok, utf8.Valid(tok) && !bytes.Contains(tok, lineSep) && !bytes.Contains(tok, paraSep)
-			case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
-				return nil, false
-			}
-			i++
-		}
+		b, ok := s.PlainString()
+		return b, ok && !bytes.ContainsAny(b, "<>&") && !bytes.Contains(b, lineSep) && !bytes.Contains(b, paraSep)
+	}
+	s.WS()
+	if !s.Byte('{') {
 		return nil, false
 	}
-	scalar := func() ([]byte, bool) {
-		if i >= len(raw) {
-			return nil, false
-		}
-		if raw[i] == '"' {
-			return str()
-		}
-		for _, lit := range []string{"true", "false", "null"} {
-			if bytes.HasPrefix(raw[i:], []byte(lit)) {
-				i += len(lit)
-				return []byte(lit), true
-			}
-		}
-		start := i
-		if i < len(raw) && raw[i] == '-' {
-			i++
-		}
-		digits := func() int {
-			n := 0
-			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-				i++
-				n++
-			}
-			return n
-		}
-		switch {
-		case i < len(raw) && raw[i] == '0':
-			i++
-		case digits() == 0:
-			return nil, false
-		}
-		if i < len(raw) && raw[i] == '.' {
-			i++
-			if digits() == 0 {
-				return nil, false
-			}
-		}
-		if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
-			i++
-			if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-				i++
-			}
-			if digits() == 0 {
-				return nil, false
-			}
-		}
-		return raw[start:i], true
-	}
-	ws()
-	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
-	}
-	i++
-	ws()
-	if i < len(raw) && raw[i] == '}' {
-		i++
-	} else {
+	s.WS()
+	if !s.Byte('}') {
 		for {
-			ws()
+			s.WS()
 			key, ok := str()
 			if !ok {
 				return nil, false
 			}
-			ws()
-			if i >= len(raw) || raw[i] != ':' {
+			s.WS()
+			if !s.Byte(':') {
 				return nil, false
 			}
-			i++
-			ws()
-			val, ok := scalar()
+			s.WS()
+			start := s.I
+			switch {
+			case start < len(raw) && raw[start] == '"':
+				_, ok = str()
+			case s.Literal("true"), s.Literal("false"), s.Literal("null"):
+				ok = true
+			default:
+				_, ok = s.Number()
+			}
 			if !ok {
 				return nil, false
 			}
-			members = append(members, member{key, val})
-			ws()
-			if i < len(raw) && raw[i] == ',' {
-				i++
+			members = append(members, member{key, raw[start:s.I]})
+			s.WS()
+			if s.Byte(',') {
 				continue
 			}
-			if i < len(raw) && raw[i] == '}' {
-				i++
+			if s.Byte('}') {
 				break
 			}
 			return nil, false
 		}
 	}
-	ws()
-	if i != len(raw) {
+	s.WS()
+	if !s.EOF() {
 		return nil, false
 	}
-	inner := func(tok []byte) []byte { return tok[1 : len(tok)-1] }
-	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(inner(a.key), inner(b.key)) })
+	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(a.key, b.key) })
 	n := 2
 	for j, m := range members {
-		if j > 0 && bytes.Equal(inner(m.key), inner(members[j-1].key)) {
+		if j > 0 && bytes.Equal(m.key, members[j-1].key) {
 			return nil, false // a repeated key: the last one wins in encoding/json
 		}
-		n += len(m.key) + len(m.val) + 2
+		n += len(m.key) + len(m.val) + 4
 	}
 	out = make([]byte, 0, n)
 	out = append(out, '{')
@@ -701,8 +634,9 @@ func canonicalFlat(raw []byte) (out []byte, ok bool) {
 		if j > 0 {
 			out = append(out, ',')
 		}
+		out = append(out, '"')
 		out = append(out, m.key...)
-		out = append(out, ':')
+		out = append(out, '"', ':')
 		out = append(out, m.val...)
 	}
 	return append(out, '}'), true

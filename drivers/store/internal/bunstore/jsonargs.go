@@ -6,9 +6,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/jsonscan"
 	"github.com/uptrace/bun/schema"
 )
 
@@ -193,61 +193,61 @@ func (d *dataArgs) decode(row []any, data []byte) bool {
 	if len(data) == 0 { // no data: every business column keeps its zero value
 		return true
 	}
-	s := jscan{b: data}
-	s.ws()
-	if !s.byte('{') {
+	s := jsonscan.Scanner{B: data}
+	s.WS()
+	if !s.Byte('{') {
 		return false
 	}
-	s.ws()
-	if s.byte('}') {
-		s.ws()
-		return s.eof()
+	s.WS()
+	if s.Byte('}') {
+		s.WS()
+		return s.EOF()
 	}
 	for {
-		s.ws()
-		key, ok := s.plainString()
+		s.WS()
+		key, ok := s.PlainString()
 		if !ok {
 			return false
 		}
-		s.ws()
-		if !s.byte(':') {
+		s.WS()
+		if !s.Byte(':') {
 			return false
 		}
-		s.ws()
+		s.WS()
 		col, known := d.byName[string(key)] // no copy for a map lookup
 		if !known {
 			lower := strings.ToLower(string(key))
 			if d.others[lower] || d.folded[lower] != "" {
 				return false // a system, local or case-folded name: the model path decides
 			}
-			if !s.skipScalar() {
+			if !s.SkipScalar() {
 				return false
 			}
 		} else if !d.value(row, col, &s) {
 			return false
 		}
-		s.ws()
-		if s.byte(',') {
+		s.WS()
+		if s.Byte(',') {
 			continue
 		}
-		if !s.byte('}') {
+		if !s.Byte('}') {
 			return false
 		}
-		s.ws()
-		return s.eof()
+		s.WS()
+		return s.EOF()
 	}
 }
 
 // value decodes one value into column col.
-func (d *dataArgs) value(row []any, col int, s *jscan) bool {
+func (d *dataArgs) value(row []any, col int, s *jsonscan.Scanner) bool {
 	c := d.cols[col]
-	if s.literal("null") {
+	if s.Literal("null") {
 		return true // encoding/json leaves a non-pointer field alone on null
 	}
 	var v any
 	switch c.kind {
 	case argString:
-		str, ok := s.anyString()
+		str, ok := s.AnyString()
 		if !ok {
 			return false
 		}
@@ -258,9 +258,9 @@ func (d *dataArgs) value(row []any, col int, s *jscan) bool {
 		}
 	case argBool:
 		switch {
-		case s.literal("true"):
+		case s.Literal("true"):
 			v = true
-		case s.literal("false"):
+		case s.Literal("false"):
 			v = false
 		default:
 			return false
@@ -269,7 +269,7 @@ func (d *dataArgs) value(row []any, col int, s *jscan) bool {
 			v = nil
 		}
 	case argInt, argUint, argFloat:
-		num, ok := s.number()
+		num, ok := s.Number()
 		if !ok {
 			return false
 		}
@@ -310,148 +310,4 @@ func (d *dataArgs) value(row []any, col int, s *jscan) bool {
 	}
 	row[col] = v
 	return true
-}
-
-// jscan is a small strict JSON scanner over one object's members.
-type jscan struct {
-	b []byte
-	i int
-}
-
-func (s *jscan) eof() bool { return s.i >= len(s.b) }
-
-func (s *jscan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *jscan) byte(c byte) bool {
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-func (s *jscan) literal(lit string) bool {
-	if strings.HasPrefix(string(s.b[s.i:min(len(s.b), s.i+len(lit))]), lit) {
-		s.i += len(lit)
-		return true
-	}
-	return false
-}
-
-// plainString reads a string without escapes whose bytes are valid UTF-8
-// (what encoding/json would return unchanged). The bytes are b's own.
-func (s *jscan) plainString() ([]byte, bool) {
-	if !s.byte('"') {
-		return nil, false
-	}
-	start := s.i
-	ascii := true
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			str := s.b[start:s.i]
-			s.i++
-			if !ascii && !utf8.Valid(str) {
-				return nil, false
-			}
-			return str, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= 0x80:
-			ascii = false
-		}
-		s.i++
-	}
-	return nil, false
-}
-
-// anyString reads a string, unescaping it with encoding/json when it has
-// escapes.
-func (s *jscan) anyString() (string, bool) {
-	start := s.i
-	if str, ok := s.plainString(); ok {
-		return string(str), true
-	}
-	s.i = start
-	if !s.byte('"') {
-		return "", false
-	}
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
-		case c == '\\':
-			s.i += 2
-			continue
-		case c == '"':
-			s.i++
-			var str string
-			if err := json.Unmarshal(s.b[start:s.i], &str); err != nil {
-				return "", false
-			}
-			return str, true
-		}
-		s.i++
-	}
-	return "", false
-}
-
-// number reads a JSON number token.
-func (s *jscan) number() (string, bool) {
-	start := s.i
-	s.byte('-')
-	switch {
-	case s.byte('0'):
-	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
-		s.digits()
-	default:
-		return "", false
-	}
-	if s.byte('.') {
-		if !s.digits() {
-			return "", false
-		}
-	}
-	if s.byte('e') || s.byte('E') {
-		if !s.byte('+') {
-			s.byte('-')
-		}
-		if !s.digits() {
-			return "", false
-		}
-	}
-	return string(s.b[start:s.i]), true
-}
-
-func (s *jscan) digits() bool {
-	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	return s.i > start
-}
-
-// skipScalar skips a string, number, true, false or null.
-func (s *jscan) skipScalar() bool {
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch c := s.b[s.i]; {
-	case c == '"':
-		_, ok := s.anyString()
-		return ok
-	case c == '-' || (c >= '0' && c <= '9'):
-		_, ok := s.number()
-		return ok
-	default:
-		return s.literal("true") || s.literal("false") || s.literal("null")
-	}
 }
