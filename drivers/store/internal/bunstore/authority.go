@@ -193,38 +193,20 @@ type idemRow struct {
 
 // Idempotent implements core.AuthorityTx.
 func (t *Tx) Idempotent(ctx context.Context, principal, opID string) (core.IdempotencyRecord, error) {
-	var rows []idemRow
-	if err := t.tx.NewRaw(`SELECT principal, op_id, request_hash, status, record, created_at
-		FROM offsync_idempotency WHERE principal = ? AND op_id = ?`, principal, opID).Scan(ctx, &rows); err != nil {
-		return core.IdempotencyRecord{}, t.dbErr("idempotency", err)
-	}
-	if len(rows) == 0 {
-		return core.IdempotencyRecord{}, fmt.Errorf("idempotency record %q: %w", opID, core.ErrNotFound)
-	}
-	r := rows[0]
-	rec, err := decodeRecord(r.Record)
+	recs, err := t.IdempotentMany(ctx, principal, []string{opID})
 	if err != nil {
 		return core.IdempotencyRecord{}, err
 	}
-	return core.IdempotencyRecord{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
-		Status: core.PushStatus(r.Status), Record: rec, CreatedAt: fromMicro(r.CreatedAt)}, nil
+	rec, ok := recs[opID]
+	if !ok {
+		return core.IdempotencyRecord{}, fmt.Errorf("idempotency record %q: %w", opID, core.ErrNotFound)
+	}
+	return rec, nil
 }
 
 // PutIdempotent implements core.AuthorityTx (insert or replace).
 func (t *Tx) PutIdempotent(ctx context.Context, r core.IdempotencyRecord) error {
-	if r.OpID == "" {
-		return fmt.Errorf("%w: idempotency record without an op id", core.ErrInvalid)
-	}
-	rec, err := encodeRecord(r.Record)
-	if err != nil {
-		return err
-	}
-	_, err = t.tx.NewRaw(`INSERT INTO offsync_idempotency (principal, op_id, request_hash, status, record, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (principal, op_id) DO UPDATE SET request_hash = EXCLUDED.request_hash,
-			status = EXCLUDED.status, record = EXCLUDED.record, created_at = EXCLUDED.created_at`,
-		r.Principal, r.OpID, r.RequestHash, int(r.Status), rec, micro(r.CreatedAt)).Exec(ctx)
-	return t.dbErr("put idempotency", err)
+	return t.PutIdempotentMany(ctx, []core.IdempotencyRecord{r})
 }
 
 // PurgeIdempotent implements core.AuthorityTx.
