@@ -88,33 +88,7 @@ func (t *Tx) Get(ctx context.Context, kind, id string) (core.Record, error) {
 
 // Put implements core.RowTx: an upsert that keeps local-only columns.
 func (t *Tx) Put(ctx context.Context, rec core.Record) error {
-	k, err := t.s.kind(rec.Kind)
-	if err != nil {
-		return err
-	}
-	if err := checkRecord(rec.Kind, &rec); err != nil {
-		return err
-	}
-	if !k.typed {
-		data, err := docData(rec)
-		if err != nil {
-			return err
-		}
-		return t.upsertDocs(ctx, []docRow{{Kind: rec.Kind, ID: rec.ID, UpdatedAt: core.TimestampOf(rec.UpdatedAt),
-			DeletedAt: core.TimestampOf(rec.DeletedAt), EditedAt: core.TimestampOf(rec.EditedAt), Data: data}}, false)
-	}
-	if err := checkObject(rec); err != nil {
-		return err
-	}
-	if k.rows.writable {
-		return t.upsertTyped(ctx, k, []core.Record{rec}, func(int) bool { return true }, false)
-	}
-	m, err := k.table.FromRecord(rec)
-	if err != nil {
-		return err
-	}
-	_, err = t.tx.NewInsert().Model(m).On("CONFLICT (id) DO UPDATE").Set(k.updateSet).Returning("NULL").Exec(ctx)
-	return t.dbErr("put", err)
+	return t.putMany(ctx, rec.Kind, []core.Record{rec}, false)
 }
 
 // checkObject refuses data that is present and not a JSON object.

@@ -15,8 +15,8 @@ import (
 	"github.com/uptrace/bun/schema"
 )
 
-// rowSQL holds the statements of a typed kind's hot paths (a row read by id,
-// the reads and upserts of many rows) with bound parameters. bun writes
+// rowSQL holds the statements of a typed kind's hot paths (reads of rows by
+// id and of feed pages, upserts of many rows) with bound parameters. bun writes
 // values into the SQL text, so SQLite would parse every statement anew; with
 // bound parameters SQLite's statements are prepared once (see stmtCache) and
 // Postgres's are cached by pgx.
@@ -34,7 +34,6 @@ type rowSQL struct {
 	localI int             // its index in fields
 	data   *dataArgs       // direct decoding of records (nil: always the model path)
 
-	get        string // SELECT cols WHERE id = ?
 	feedFirst  string // the first page of the feed: ORDER BY updated_at, id LIMIT ?
 	feedAfter  string // a page after a cursor (updated_at, id, limit)
 	json       *rowJSON
@@ -64,10 +63,8 @@ func newRowSQL(sch *schema.Table, table string, updateSet string, local []string
 		}
 	}
 	r.cols = strings.Join(names, ", ")
-	ph := placeholders(postgres)
-	r.get = "SELECT " + r.cols + " FROM " + table + " WHERE id = " + ph.next()
 	order := " ORDER BY updated_at ASC, id ASC LIMIT "
-	ph = placeholders(postgres)
+	ph := placeholders(postgres)
 	r.feedFirst = "SELECT " + r.cols + " FROM " + table + order + ph.next()
 	ph = placeholders(postgres)
 	// A row value, not "updated_at > ? OR (updated_at = ? AND id > ?)": with
@@ -120,7 +117,7 @@ func newRowSQL(sch *schema.Table, table string, updateSet string, local []string
 
 // queries lists every statement, for preparing.
 func (r *rowSQL) queries() []string {
-	qs := []string{r.get, r.feedFirst, r.feedAfter}
+	qs := []string{r.feedFirst, r.feedAfter}
 	for _, m := range []map[int]string{r.selectIn, r.upsertKeep, r.upsertAll} {
 		for _, q := range m {
 			qs = append(qs, q)
@@ -263,20 +260,16 @@ func (r *rowSQL) scanRows(rows *sql.Rows, k *kindInfo, each func(core.Record) er
 	return rows.Err()
 }
 
-// getTyped reads one typed row by id with the bound statement.
+// getTyped reads one typed row by id.
 func (t *Tx) getTyped(ctx context.Context, k *kindInfo, id string) (core.Record, error) {
-	rows, err := t.query(ctx, k.rows.get, id)
-	if err != nil {
-		return core.Record{}, t.dbErr("get", err)
-	}
 	var out core.Record
 	found := false
-	err = k.rows.scanRows(rows, k, func(rec core.Record) error {
+	err := t.typedIn(ctx, k, []string{id}, func(rec core.Record) error {
 		out, found = rec, true
 		return nil
 	})
 	if err != nil {
-		return core.Record{}, t.dbErr("get", err)
+		return core.Record{}, err
 	}
 	if !found {
 		return core.Record{}, fmt.Errorf("%s/%s: %w", k.table.Kind(), id, core.ErrNotFound)
