@@ -184,7 +184,8 @@ func (t *Tx) PendingIDs(ctx context.Context, kind string, ids []string) (map[str
 // DeleteOps implements core.BatchTx.
 func (t *Tx) DeleteOps(ctx context.Context, opIDs []string) error {
 	return eachBatch(opIDs, t.s.sys.deleteOps, nil, func(q string, args []any) error {
-		return t.dbErr("delete ops", t.exec(ctx, q, args...))
+		_, err := t.exec(ctx, q, args...)
+		return t.dbErr("delete ops", err)
 	})
 }
 
@@ -268,7 +269,7 @@ func (t *Tx) PutIdempotentMany(ctx context.Context, recs []core.IdempotencyRecor
 			}
 			args = append(args, r.Principal, r.OpID, r.RequestHash, int64(r.Status), enc, micro(r.CreatedAt))
 		}
-		if err := t.exec(ctx, t.s.sys.putIdem[n], args...); err != nil {
+		if _, err := t.exec(ctx, t.s.sys.putIdem[n], args...); err != nil {
 			return t.dbErr("put idempotency", err)
 		}
 		kept = kept[n:]

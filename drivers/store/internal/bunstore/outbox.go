@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,14 +120,21 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 		return err
 	}
 	var seq int64
-	if st := t.stmt(ctx, qEnqueue); st != nil {
-		// SQLite: seq is the rowid, which the insert reports.
-		var res sql.Result
-		if res, err = st.ExecContext(ctx, args...); err == nil {
-			seq, err = res.LastInsertId()
+	if t.s.sys.postgres {
+		var rows *sql.Rows
+		if rows, err = t.query(ctx, t.s.sys.enqueue, args...); err == nil {
+			defer rows.Close()
+			if !rows.Next() {
+				err = errors.Join(rows.Err(), errors.New("no seq returned"))
+			} else {
+				err = rows.Scan(&seq)
+			}
 		}
 	} else {
-		err = t.tx.NewRaw(qEnqueueReturning, args...).Scan(ctx, &seq)
+		var res sql.Result
+		if res, err = t.exec(ctx, t.s.sys.enqueue, args...); err == nil {
+			seq, err = res.LastInsertId() // seq is the rowid
+		}
 	}
 	if err != nil {
 		return t.dbErr("enqueue", err)
@@ -141,17 +149,7 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 // Ops implements core.ReplicaTx.
 func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if f.Kind != "" && len(f.Kinds) == 0 && len(f.States) == 0 && f.Limit == 0 {
-		if st := t.stmt(ctx, qOpsOfRecord); st != nil {
-			rows, err := st.QueryContext(ctx, f.Kind, f.ID)
-			if err != nil {
-				return nil, t.dbErr("ops", err)
-			}
-			ops, err := scanOps(rows)
-			if err != nil {
-				return nil, t.dbErr("ops", err)
-			}
-			return toOps(ops)
-		}
+		return t.queryOps(ctx, "ops", t.s.sys.opsOfRecord, f.Kind, f.ID)
 	}
 	var where []string
 	var args []any
@@ -183,13 +181,18 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	rows, err := t.query(ctx, t.s.sys.numbered(q), args...)
+	return t.queryOps(ctx, "ops", t.s.sys.numbered(q), args...)
+}
+
+// queryOps runs a query selecting opColumns.
+func (t *Tx) queryOps(ctx context.Context, what, query string, args ...any) ([]core.Op, error) {
+	rows, err := t.query(ctx, query, args...)
 	if err != nil {
-		return nil, t.dbErr("ops", err)
+		return nil, t.dbErr(what, err)
 	}
 	ops, err := scanOps(rows)
 	if err != nil {
-		return nil, t.dbErr("ops", err)
+		return nil, t.dbErr(what, err)
 	}
 	return toOps(ops)
 }
@@ -208,23 +211,14 @@ func toOps(rows []opRow) ([]core.Op, error) {
 
 // GetOp implements core.ReplicaTx.
 func (t *Tx) GetOp(ctx context.Context, opID string) (core.Op, error) {
-	var rows []opRow
-	var err error
-	if st := t.stmt(ctx, qGetOp); st != nil {
-		var r *sql.Rows
-		if r, err = st.QueryContext(ctx, opID); err == nil {
-			rows, err = scanOps(r)
-		}
-	} else {
-		err = t.tx.NewRaw(qGetOp, opID).Scan(ctx, &rows)
-	}
+	ops, err := t.queryOps(ctx, "get op", t.s.sys.getOp, opID)
 	if err != nil {
-		return core.Op{}, t.dbErr("get op", err)
+		return core.Op{}, err
 	}
-	if len(rows) == 0 {
+	if len(ops) == 0 {
 		return core.Op{}, fmt.Errorf("op %q: %w", opID, core.ErrNotFound)
 	}
-	return rows[0].op()
+	return ops[0], nil
 }
 
 // UpdateOp implements core.ReplicaTx: the op keeps its seq.
@@ -233,12 +227,7 @@ func (t *Tx) UpdateOp(ctx context.Context, oldOpID string, op core.Op) error {
 	if err != nil {
 		return err
 	}
-	var res sql.Result
-	if st := t.stmt(ctx, qUpdateOp); st != nil {
-		res, err = st.ExecContext(ctx, append(args, oldOpID)...)
-	} else {
-		res, err = t.tx.NewRaw(qUpdateOp, append(args, oldOpID)...).Exec(ctx)
-	}
+	res, err := t.exec(ctx, t.s.sys.updateOp, append(args, oldOpID)...)
 	if err != nil {
 		return t.dbErr("update op", err)
 	}
@@ -250,12 +239,7 @@ func (t *Tx) UpdateOp(ctx context.Context, oldOpID string, op core.Op) error {
 
 // DeleteOp implements core.ReplicaTx.
 func (t *Tx) DeleteOp(ctx context.Context, opID string) error {
-	var err error
-	if st := t.stmt(ctx, qDeleteOp); st != nil {
-		_, err = st.ExecContext(ctx, opID)
-	} else {
-		_, err = t.tx.NewRaw(qDeleteOp, opID).Exec(ctx)
-	}
+	_, err := t.exec(ctx, t.s.sys.deleteOp, opID)
 	return t.dbErr("delete op", err)
 }
 

@@ -10,10 +10,10 @@ import (
 	"github.com/offsync/offsync/core"
 )
 
-// The outbox statements of the write path. bun formats values into the SQL
-// text, so each statement would be parsed again; on SQLite these run as
-// prepared statements (stmtCache), prepared once and reused by every
-// transaction.
+// The outbox statements of the write path, written with ? placeholders
+// (sysSQL numbers them for Postgres). bun formats values into the SQL text,
+// so each statement would be parsed again; these run with bound parameters,
+// on SQLite as statements prepared once (stmtCache).
 const (
 	qEnqueue = `INSERT INTO offsync_outbox (op_id, kind, id, type, payload, base_updated_at, base_payload,
 		changed_fields, edited_at, force, enqueued_at, tx_id, schema_version, attempts, next_attempt_at,
@@ -27,8 +27,6 @@ const (
 		WHERE op_id = ?`
 	qDeleteOp = "DELETE FROM offsync_outbox WHERE op_id = ?"
 )
-
-var outboxQueries = []string{qEnqueue, qEnqueueReturning, qGetOp, qOpsOfRecord, qUpdateOp, qDeleteOp}
 
 // stmtCache keeps SQLite's prepared statements, one per query text and
 // pool. They are prepared by Register, outside any transaction (the write
@@ -97,16 +95,6 @@ func (s *Store) closeStmts() error {
 	return errors.Join(errs...)
 }
 
-// stmt returns the prepared statement of query bound to this transaction,
-// or nil when the store prepares none (then the caller uses bun).
-func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
-	st := t.s.prepared(t.readOnly, query)
-	if st == nil {
-		return nil
-	}
-	return t.tx.Tx.StmtContext(ctx, st)
-}
-
 // query runs a query written with the dialect's placeholders and bound
 // arguments: as a prepared statement when Register prepared it (SQLite),
 // else through the driver (pgx prepares and caches it).
@@ -118,17 +106,14 @@ func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 }
 
 // exec is query for statements that return no rows.
-func (t *Tx) exec(ctx context.Context, query string, args ...any) error {
+func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if t.readOnly {
-		return fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
+		return nil, fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
 	}
-	var err error
 	if st := t.s.prepared(false, query); st != nil {
-		_, err = t.tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	} else {
-		_, err = t.tx.Tx.ExecContext(ctx, query, args...)
+		return t.tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
-	return err
+	return t.tx.Tx.ExecContext(ctx, query, args...)
 }
 
 // scanOps reads op rows selected with opColumns.

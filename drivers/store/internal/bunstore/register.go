@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/offsync/offsync/core"
@@ -131,7 +130,7 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 		return err
 	}
 	s.migrated = true
-	queries := append(slices.Clone(outboxQueries), s.sys.all()...)
+	queries := s.sys.all()
 	for _, info := range infos {
 		if info.typed {
 			queries = append(queries, info.rows.queries()...)

@@ -5,11 +5,15 @@ import (
 	"strings"
 )
 
-// sysSQL holds the system tables' statements that take many ids or rows,
-// with bound parameters, one per size in rowBatches (a list of n ids is
-// sent as statements of those sizes), so that SQLite prepares them once.
+// sysSQL holds the system tables' statements with bound parameters, in the
+// dialect's placeholders, so that SQLite prepares them once: the outbox's
+// one-op statements, and those that take many ids or rows, one per size in
+// rowBatches (a list of n ids is sent as statements of those sizes).
 type sysSQL struct {
-	postgres   bool
+	postgres bool
+
+	enqueue, getOp, opsOfRecord, updateOp, deleteOp string // the outbox's one-op statements
+
 	anyPending string         // one id of a kind's ops, if any
 	deleteOps  map[int]string // DELETE outbox ops by op id
 	setState   map[int]string // UPDATE outbox state by op id, RETURNING op_id
@@ -24,6 +28,18 @@ func newSysSQL(postgres bool) *sysSQL {
 	q := &sysSQL{postgres: postgres, deleteOps: map[int]string{}, setState: map[int]string{},
 		pending: map[int]string{}, idemIn: map[int]string{}, putIdem: map[int]string{}}
 	q.anyPending = q.numbered("SELECT id FROM offsync_outbox WHERE kind = ? LIMIT 1")
+	q.enqueue = qEnqueue // SQLite reports seq as the insert's rowid
+	if postgres {
+		q.enqueue = q.numbered(qEnqueueReturning)
+	}
+	q.getOp, q.opsOfRecord = q.numbered(qGetOp), q.numbered(qOpsOfRecord)
+	q.updateOp, q.deleteOp = q.numbered(qUpdateOp), q.numbered(qDeleteOp)
+	q.enqueue = qEnqueue // SQLite reports seq as the insert's rowid
+	if postgres {
+		q.enqueue = q.numbered(qEnqueueReturning)
+	}
+	q.getOp, q.opsOfRecord = q.numbered(qGetOp), q.numbered(qOpsOfRecord)
+	q.updateOp, q.deleteOp = q.numbered(qUpdateOp), q.numbered(qDeleteOp)
 	for _, n := range rowBatches {
 		in := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 		q.deleteOps[n] = q.numbered("DELETE FROM offsync_outbox WHERE op_id IN " + in)
@@ -58,7 +74,7 @@ func (q *sysSQL) numbered(query string) string {
 }
 
 func (q *sysSQL) all() []string {
-	out := []string{q.anyPending}
+	out := []string{q.anyPending, q.enqueue, q.getOp, q.opsOfRecord, q.updateOp, q.deleteOp}
 	for _, m := range []map[int]string{q.deleteOps, q.setState, q.pending, q.idemIn, q.putIdem} {
 		for _, s := range m {
 			out = append(out, s)

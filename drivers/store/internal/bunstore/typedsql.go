@@ -345,7 +345,7 @@ func (t *Tx) upsertTyped(ctx context.Context, k *kindInfo, recs []core.Record, k
 				return err
 			}
 		}
-		if err := t.exec(ctx, stmts[n], args...); err != nil {
+		if _, err := t.exec(ctx, stmts[n], args...); err != nil {
 			return t.dbErr("upsert rows", err)
 		}
 		kept = kept[n:]
