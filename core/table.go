@@ -33,8 +33,12 @@ var reservedKinds = map[string]bool{"batch": true, "events": true, "health": tru
 
 var kindPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// CheckKind validates a kind name.
+// CheckKind validates a kind name: [a-z][a-z0-9_]*, at most MaxKindBytes
+// bytes, not reserved.
 func CheckKind(kind string) error {
+	if len(kind) > MaxKindBytes {
+		return fmt.Errorf("%w: a kind has at most %d bytes, got %d", ErrInvalid, MaxKindBytes, len(kind))
+	}
 	if !kindPattern.MatchString(kind) {
 		return fmt.Errorf("%w: kind %q must match [a-z][a-z0-9_]*", ErrInvalid, kind)
 	}
