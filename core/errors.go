@@ -21,6 +21,11 @@ var (
 	ErrClosed          = errors.New("offsync: closed")
 	ErrDuplicateDriver = errors.New("offsync: duplicate driver")
 	ErrUnknownDriver   = errors.New("offsync: unknown driver")
+	// ErrSchemaChange: a store cannot bring an existing table to a model
+	// without losing or inventing data (a type change, a dropped NOT NULL
+	// column, another primary key); the error names the table, the column
+	// and what to do.
+	ErrSchemaChange = errors.New("offsync: schema change refused")
 )
 
 // Retryable reports whether err means "try the same thing later": the network,

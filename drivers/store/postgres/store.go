@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type Options struct {
 	// Channel is the LISTEN/NOTIFY channel (default "offsync"); deployments
 	// sharing a database but not their data use different channels.
 	Channel string
+	// Logger receives the store's log lines, such as a column Register
+	// added to a synced table (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Store is the PostgreSQL core.Store: a bunstore.Store that is also a
@@ -82,7 +86,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("offsync: postgres: connect: %w: %v", core.ErrUnavailable, err)
 	}
-	bs, err := bunstore.New(bunstore.Config{DB: db, Dialect: dialect{}})
+	bs, err := bunstore.New(bunstore.Config{DB: db, Dialect: dialect{}, Logger: opts.Logger})
 	if err != nil {
 		db.Close()
 		return nil, err

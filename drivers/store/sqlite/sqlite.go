@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// ReadConns is the size of the read pool (default: GOMAXPROCS, at least 2).
 	ReadConns int
+	// Logger receives the store's log lines, such as a column Register
+	// added to a synced table (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Store is a core.Store on SQLite. DB gives the *bun.DB for the
@@ -94,7 +98,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("offsync: sqlite: open %q: %w", dsn, err)
 	}
 	wdb := bun.NewDB(wsql, sqlitedialect.New())
-	cfg := bunstore.Config{DB: wdb, Dialect: dialect{}}
+	cfg := bunstore.Config{DB: wdb, Dialect: dialect{}, Logger: o.Logger}
 	if !memory {
 		readDSN := dsn + sep + busy + "&_pragma=query_only(1)"
 		rsql, err := sql.Open("sqlite", readDSN)

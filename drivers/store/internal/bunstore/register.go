@@ -3,6 +3,7 @@ package bunstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 
@@ -48,10 +49,12 @@ func (s *Store) Kinds() []core.Table {
 
 // Register implements core.Store: it runs the system migrations (once per
 // Store), validates every table, then creates the typed tables that are
-// missing with their (updated_at, id) index, in one write transaction. A
-// bad table fails the call before anything is created. Register may be
-// called again with more tables; a kind registered again must keep its
-// model.
+// missing with their (updated_at, id) index and brings the existing ones to
+// their models (evolve.go: a new nullable or defaulted column is added and
+// logged; a change that could lose data fails with core.ErrSchemaChange), in
+// one write transaction. A bad table or a refused change fails the call
+// before anything is changed. Register may be called again with more
+// tables; a kind registered again must keep its model.
 func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 	if s.txFrom(ctx) != nil {
 		return fmt.Errorf("%w: Register inside a transaction", core.ErrInvalid)
@@ -100,7 +103,9 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 		infos = append(infos, info)
 	}
 
+	var notes []note
 	err := s.run(ctx, s.db, s.d.WriteTxOptions(), false, func(ctx context.Context, ctx2 core.Tx) error {
+		notes = notes[:0]
 		tx := ctx2.(*Tx).tx
 		if err := s.d.LockSchema(ctx, tx); err != nil {
 			return fmt.Errorf("offsync: %s: lock schema: %w", s.d.Name(), err)
@@ -115,9 +120,11 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 				continue
 			}
 			model := reflect.New(info.typ).Interface()
-			if _, err := tx.NewCreateTable().Model(model).IfNotExists().Exec(ctx); err != nil {
-				return fmt.Errorf("offsync: %s: create table for %q: %w", s.d.Name(), info.table.Kind(), err)
+			n, err := s.evolve(ctx, tx, info)
+			if err != nil {
+				return err
 			}
+			notes = append(notes, n...)
 			idx := info.sch.Name + "_offsync_feed"
 			if _, err := tx.NewCreateIndex().Model(model).Index(idx).IfNotExists().
 				Column("updated_at", "id").Exec(ctx); err != nil {
@@ -128,6 +135,9 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, n := range notes {
+		s.logger().LogAttrs(ctx, slog.LevelInfo, n.msg, n.attr...)
 	}
 	s.migrated = true
 	queries := s.sys.all()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -23,6 +24,9 @@ type Config struct {
 	Dialect Dialect
 	// OnClose runs after both databases are closed (e.g. a lock release).
 	OnClose func() error
+	// Logger receives the store's log lines (a column Register added to a
+	// synced table, one it kept); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is a core.Store over bun.
@@ -30,6 +34,7 @@ type Store struct {
 	db, read *bun.DB
 	d        Dialect
 	onClose  func() error
+	log      *slog.Logger
 
 	schemaMu sync.Mutex // serializes Register
 	migrated bool
@@ -54,7 +59,7 @@ func New(cfg Config) (*Store, error) {
 	if read == nil {
 		read = cfg.DB
 	}
-	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, kinds: map[string]*kindInfo{},
+	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, log: cfg.Logger, kinds: map[string]*kindInfo{},
 		sys: newSysSQL(cfg.Dialect.Name() == "postgres")}, nil
 }
 
