@@ -95,9 +95,12 @@ type Getter interface {
 	Get(ctx context.Context, kind, id string) (Record, error)
 }
 
-// BatchLimits describes how many ops one Push may carry.
+// BatchLimits describes how much one call may carry: the ops of one Push,
+// and the rows of one page (MaxLimit; 0 when unknown: a larger Limit is
+// clamped by the authority anyway).
 type BatchLimits struct {
-	MaxOps int
+	MaxOps   int
+	MaxLimit int
 }
 
 // Batcher is a Transport that advertises its batch limits.

@@ -245,7 +245,7 @@ func (s *Service) checkOpen() error {
 
 // BatchLimits implements core.Batcher.
 func (s *Service) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
-	return core.BatchLimits{MaxOps: s.opts.MaxBatch}, nil
+	return core.BatchLimits{MaxOps: s.opts.MaxBatch, MaxLimit: s.opts.MaxLimit}, nil
 }
 
 // Authenticate implements core.Authenticator with Options.Authenticate; with

@@ -373,9 +373,9 @@ func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 		return core.BatchLimits{}, err
 	}
 	if h.batch {
-		return core.BatchLimits{MaxOps: h.maxBatch}, nil
+		return core.BatchLimits{MaxOps: h.maxBatch, MaxLimit: h.maxLimit}, nil
 	}
-	return core.BatchLimits{MaxOps: perOpBatch}, nil
+	return core.BatchLimits{MaxOps: perOpBatch, MaxLimit: h.maxLimit}, nil
 }
 
 // Pull implements core.Transport. Within a walk it sends the page token;
