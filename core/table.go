@@ -28,8 +28,14 @@ var reservedFields = map[string]bool{
 	"updatedAt": true, "deletedAt": true, "editedAt": true,
 }
 
-// Reserved kind names (they are REST paths).
-var reservedKinds = map[string]bool{"batch": true, "events": true, "health": true}
+// Reserved kind names: routes of the REST form (batch, events, health) and
+// the default places of the other wire forms and server pages on the same
+// HTTP listener.
+var reservedKinds = map[string]bool{"batch": true, "events": true, "health": true,
+	"ws": true, "graphql": true, "metrics": true, "ui": true}
+
+// ReservedKind reports whether name is reserved and can never be a kind.
+func ReservedKind(name string) bool { return reservedKinds[name] }
 
 var kindPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 

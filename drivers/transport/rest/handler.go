@@ -3,8 +3,6 @@ package rest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +36,9 @@ type HandlerOptions struct {
 	RetryAfter time.Duration
 	// Logger receives server errors; nil discards them.
 	Logger *slog.Logger
+	// Served, when set, lists every wire form of this server and where it
+	// is served; /health reports it as "transports" for discovery.
+	Served func() map[string]string
 }
 
 // Handler serves the REST contract of PROTOCOL.md for any core.Transport.
@@ -52,6 +54,7 @@ type Handler struct {
 	heartbeat  time.Duration
 	retryAfter string
 	log        *slog.Logger
+	served     func() map[string]string
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -72,7 +75,7 @@ func NewHandler(t core.Transport, opts *HandlerOptions) http.Handler {
 		o = *opts
 	}
 	h := &Handler{t: t, maxBody: o.MaxBody, maxBatch: o.MaxBatch, maxLimit: o.MaxLimit,
-		heartbeat: o.Heartbeat, log: o.Logger}
+		heartbeat: o.Heartbeat, log: o.Logger, served: o.Served}
 	h.getter, _ = t.(core.Getter)
 	h.sub, _ = t.(core.Subscriber)
 	h.batcher, _ = t.(core.Batcher)
@@ -100,8 +103,9 @@ func NewHandler(t core.Transport, opts *HandlerOptions) http.Handler {
 	return h
 }
 
-// reserved are the names that are routes, never kinds.
-func reserved(kind string) bool { return kind == "batch" || kind == "events" || kind == "health" }
+// reserved are the names that are routes of this or another wire form of
+// the same server, never kinds.
+func reserved(kind string) bool { return core.ReservedKind(kind) }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -320,6 +324,25 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	b = strconv.AppendInt(b, int64(maxBatch), 10)
 	b = append(b, `,"maxLimit":`...)
 	b = strconv.AppendInt(b, int64(h.maxLimit), 10)
+	if h.served != nil {
+		if served := h.served(); len(served) > 0 {
+			names := make([]string, 0, len(served))
+			for name := range served {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			b = append(b, `,"transports":{`...)
+			for i, name := range names {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, name)
+				b = append(b, ':')
+				b = appendJSONString(b, served[name])
+			}
+			b = append(b, '}')
+		}
+	}
 	b = append(b, "}\n"...)
 	writeJSON(w, http.StatusOK, b)
 }
@@ -390,6 +413,9 @@ func (h *Handler) pullRequest(kind string, q url.Values) (req core.PullRequest, 
 		if req.After.UpdatedAt.IsZero() {
 			return req, false, fmt.Errorf("%w: afterId needs updatedSince", core.ErrInvalid)
 		}
+		if err := core.CheckID(after); err != nil {
+			return req, false, fmt.Errorf("afterId: %w", err)
+		}
 		req.After.ID = after
 	}
 	if hasTok {
@@ -401,8 +427,38 @@ func (h *Handler) pullRequest(kind string, q url.Values) (req core.PullRequest, 
 	return req, includeDeleted, nil
 }
 
+// parseQuery parses a request's query string; a malformed one is an error
+// wrapping core.ErrInvalid (r.URL.Query drops what it cannot parse, so
+// pageToken=%zz would silently serve the first page).
+func parseQuery(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed query string: %v", core.ErrInvalid, err)
+	}
+	return q, nil
+}
+
+// parsePullQuery turns the raw query of GET /{kind} into a pull request.
+func (h *Handler) parsePullQuery(kind, rawQuery string) (core.PullRequest, bool, error) {
+	q, err := parseQuery(rawQuery)
+	if err != nil {
+		return core.PullRequest{}, false, err
+	}
+	return h.pullRequest(kind, q)
+}
+
+// checkTarget refuses, before anything reaches the authority, a kind or id
+// that no authority accepts (core.CheckID, core.MaxKindBytes), so that a
+// PUT or DELETE of one is a 400 rather than the op's rejection.
+func checkTarget(kind, id string) error {
+	if len(kind) > core.MaxKindBytes || strings.IndexByte(kind, 0) >= 0 {
+		return fmt.Errorf("%w: a kind has at most %d bytes and no NUL", core.ErrInvalid, core.MaxKindBytes)
+	}
+	return core.CheckID(id)
+}
+
 func (h *Handler) pull(w http.ResponseWriter, r *http.Request, kind string) {
-	req, includeDeleted, err := h.pullRequest(kind, r.URL.Query())
+	req, includeDeleted, err := h.parsePullQuery(kind, r.URL.RawQuery)
 	if err != nil {
 		h.writeErr(w, r, err)
 		return
@@ -468,12 +524,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, kind, id string) {
 }
 
 // opHeaders reads the idempotency key and a force header. A missing key
-// means no idempotency: the op gets a random id.
+// means no idempotency: the op goes with an empty OpID, and the authority
+// keeps no answer for it (no one could ever replay it).
 func opHeaders(r *http.Request, forceHeader string) (opID string, force bool, err error) {
 	keys := r.Header.Values("X-Idempotency-Key")
 	switch len(keys) {
 	case 0:
-		opID = randomID()
 	case 1:
 		opID = keys[0]
 		if err := checkOpID(opID); err != nil {
@@ -509,13 +565,11 @@ func checkOpID(id string) error {
 	return nil
 }
 
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, kind, id string) {
+	if err := checkTarget(kind, id); err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
 	opID, force, err := opHeaders(r, "X-Force-Update")
 	if err != nil {
 		h.writeErr(w, r, err)
@@ -536,13 +590,21 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, kind, id string) {
 }
 
 func (h *Handler) del(w http.ResponseWriter, r *http.Request, kind, id string) {
+	if err := checkTarget(kind, id); err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
 	opID, force, err := opHeaders(r, "X-Force-Delete")
 	if err != nil {
 		h.writeErr(w, r, err)
 		return
 	}
 	op := core.Op{OpID: opID, Kind: kind, ID: id, Type: core.OpDelete, Force: force}
-	q := r.URL.Query()
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
 	if v, ok := q["_baseUpdatedAt"]; ok {
 		if len(v) != 1 {
 			writeError(w, http.StatusBadRequest, "bad_request", "_baseUpdatedAt given more than once")
@@ -729,8 +791,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "this authority does not stream events")
 		return
 	}
+	query, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
 	var kinds []string
-	for _, v := range r.URL.Query()["kinds"] {
+	for _, v := range query["kinds"] {
 		for k := range strings.SplitSeq(v, ",") {
 			if k = strings.TrimSpace(k); k != "" {
 				if reserved(k) {

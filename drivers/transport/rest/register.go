@@ -7,9 +7,13 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/server"
 )
 
-func init() { core.RegisterTransport("rest", open) }
+func init() {
+	core.RegisterTransport("rest", open)
+	server.RegisterTransport("rest", server.TransportDriver{Open: openServer, Path: "/", Rank: 0})
+}
 
 // open is the "rest" driver's opener.
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
