@@ -2,24 +2,17 @@ package offsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"regexp"
 	"slices"
-	"time"
 
 	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
-	"github.com/offsync/offsync/drivers/transport/rest"
-	"github.com/offsync/offsync/server"
 
 	// The first-party drivers, registered by name.
 	_ "github.com/offsync/offsync/drivers/store/postgres"
 	_ "github.com/offsync/offsync/drivers/store/sqlite"
+	_ "github.com/offsync/offsync/drivers/transport/rest"
 	_ "github.com/offsync/offsync/plugins"
 )
 
@@ -164,119 +157,6 @@ func RunOptions(cfg *config.Client) []core.RunOption {
 		opts = append(opts, core.Realtime())
 	}
 	return opts
-}
-
-// Serve runs the reference authority of a server config over the REST
-// transport until ctx is done, then shuts down: event streams end, requests
-// in flight get up to 10 s, and the store is closed. It logs through
-// slog.Default, starting with "listening on ADDR" once the listener is bound
-// (port 0 picks a free port).
-func Serve(ctx context.Context, cfg *config.Server) error {
-	if cfg == nil {
-		return fmt.Errorf("offsync: Serve: %w: nil config", core.ErrInvalid)
-	}
-	log := slog.Default()
-	opts, err := serverOptions(cfg, log)
-	if err != nil {
-		return err
-	}
-	store, err := core.OpenStore(ctx, cfg.Store.Driver, cfg.Store.DSN, cfg.Store.Options)
-	if err != nil {
-		return cfg.Wrap("store", fmt.Errorf("open the %s store: %w", cfg.Store.Driver, err))
-	}
-	defer store.Close()
-	svc, err := server.New(ctx, store, opts)
-	if err != nil {
-		return fmt.Errorf("offsync: start the authority: %w", err)
-	}
-	defer svc.Close()
-
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Server.HTTP)
-	if err != nil {
-		return cfg.Wrap("server.http", fmt.Errorf("%w: listen: %v", core.ErrUnavailable, err))
-	}
-	// Event streams never go idle: their requests end when shutdown starts.
-	streams, endStreams := context.WithCancel(context.WithoutCancel(ctx))
-	defer endStreams()
-	srv := &http.Server{
-		Handler: rest.NewHandler(svc, &rest.HandlerOptions{
-			MaxBody: cfg.Server.MaxBody, MaxBatch: cfg.Server.MaxBatch, MaxLimit: cfg.Server.MaxLimit,
-			Heartbeat: cfg.Server.Heartbeat, Logger: log,
-		}),
-		BaseContext:       func(net.Listener) context.Context { return streams },
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(endStreams)
-	addr := ln.Addr().String()
-	log.Info("listening on "+addr, "addr", addr, "url", "http://"+addr, "store", cfg.Store.Driver)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("offsync: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("offsync: shutdown: %w", err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("offsync: serve: %w", err)
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// serverOptions turns a server config into the authority's options.
-func serverOptions(cfg *config.Server, log *slog.Logger) (*server.Options, error) {
-	v := cfg.Server
-	opts := &server.Options{
-		IdempotencyRetention: v.IdempotencyRetention,
-		MaxBatch:             v.MaxBatch,
-		MaxLimit:             v.MaxLimit,
-		DefaultLimit:         v.DefaultLimit,
-		Logger:               log,
-	}
-	for _, k := range v.Kinds {
-		opts.Tables = append(opts.Tables, core.Documents(k))
-	}
-	if v.DynamicKinds != "" {
-		re, err := regexp.Compile(v.DynamicKinds)
-		if err != nil {
-			return nil, cfg.Wrap("server.dynamic_kinds", fmt.Errorf("%w: %v", core.ErrInvalid, err))
-		}
-		opts.DynamicKinds = re
-	}
-	if v.TokenSecret != "" {
-		opts.TokenSecret = []byte(v.TokenSecret)
-	}
-	if len(v.Tokens) > 0 {
-		principals := map[string]core.Principal{}
-		for _, t := range v.Tokens {
-			principals[t.Token] = core.Principal{ID: t.Principal, Attrs: t.Attrs}
-		}
-		opts.Authenticate = func(_ context.Context, token string) (core.Principal, error) {
-			if p, ok := principals[token]; ok && token != "" {
-				return p, nil
-			}
-			return core.Principal{}, fmt.Errorf("%w: unknown token", core.ErrUnauthorized)
-		}
-	}
-	if sc := v.Scope; sc != nil {
-		field, scoped := sc.Field, sc.Kinds
-		opts.Scope = func(_ context.Context, p core.Principal, kind string) (*core.Filter, error) {
-			if len(scoped) > 0 && !slices.Contains(scoped, kind) {
-				return nil, nil
-			}
-			return &core.Filter{Field: field, Values: []string{p.ID}}, nil
-		}
-	}
-	return opts, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -182,14 +183,25 @@ func TestOpenErrorsPointAtTheConfig(t *testing.T) {
 
 func TestServeListenError(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.ParseServer([]byte("store: {dsn: s.db}\nserver: {http: 'not an address', kinds: [note]}\n"), filepath.Join(dir, "s.yaml"))
+	// A malformed address is refused when the config is read, at its line.
+	_, err := config.ParseServer([]byte("store: {dsn: s.db}\nserver: {http: 'not an address', kinds: [note]}\n"), filepath.Join(dir, "s.yaml"))
+	var pe *config.Error
+	if !errors.As(err, &pe) || pe.Path != "server.http" || pe.Line != 2 {
+		t.Fatalf("bad address: %v", err)
+	}
+	// An address in use fails at listen time, pointing at the same line.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg, err := config.ParseServer([]byte("store: {dsn: s.db}\nserver: {http: '"+taken.Addr().String()+"', kinds: [note]}\n"), filepath.Join(dir, "s.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Store.DSN = filepath.Join(dir, "s.db")
 	err = offsync.Serve(context.Background(), cfg)
-	var pe *config.Error
-	if !errors.As(err, &pe) || pe.Path != "server.http" || pe.Line != 2 {
+	if !errors.As(err, &pe) || pe.Path != "server.http" || pe.Line != 2 || !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("listen error: %v", err)
 	}
 	if _, statErr := os.Stat(cfg.Store.DSN); statErr != nil {

@@ -144,9 +144,53 @@ type ServerSection struct {
 	IdempotencyRetention time.Duration `yaml:"idempotency_retention"`
 	// MaxBody bounds a request body in bytes (default 4194304, 4 MiB).
 	MaxBody int64 `yaml:"max_body"`
-	// Heartbeat is the interval of keep-alive lines on the event stream
-	// (default 15s).
+	// Heartbeat is the keep-alive period of every long-lived stream (REST
+	// events, WebSocket, gRPC Subscribe, GraphQL subscriptions); default 15s.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Transports are the wire forms served, by registered name (rest,
+	// websocket, graphql, grpc, or a third party's). Absent: every server
+	// half registered in the binary, each at its default place.
+	Transports map[string]ServeTransport `yaml:"transports"`
+	// TokensFile is a file of bearer tokens ("TOKEN PRINCIPAL" per line, or
+	// a JSON object), relative to the config file; added to Tokens.
+	TokensFile string `yaml:"tokens_file"`
+	// Scopes maps a kind to the business field holding its owner's
+	// principal ID (a per-kind Scope); a kind may not be in both.
+	Scopes map[string]string `yaml:"scopes"`
+	// MaxInFlight bounds the requests in flight on one connection of a
+	// multiplexing wire form (WebSocket, gRPC); default 64.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Listener limits of the HTTP listener (and of every listener a
+	// transport owns). Zero takes the default.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request; default 60s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // whole answer, not streams; default 60s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive connections; default 120s
+	MaxConns          int           `yaml:"max_conns"`           // open connections per listener; default 10000
+	// ShutdownTimeout bounds the wait for calls in flight on shutdown
+	// (default 10s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLS serves every listener over TLS (certificate and key files,
+	// relative to the config file).
+	TLS *TLS `yaml:"tls"`
+	// AllowInsecure lets the server listen on a non-loopback address
+	// without TLS (bearer tokens then cross the network in clear text).
+	AllowInsecure bool `yaml:"allow_insecure"`
+}
+
+// ServeTransport places one wire form: Path on the shared HTTP listener
+// (rest, websocket, graphql) or Addr for one with its own listener (grpc);
+// empty takes the driver's default. Options are the driver's own.
+type ServeTransport struct {
+	Path    string         `yaml:"path"`
+	Addr    string         `yaml:"addr"`
+	Options map[string]any `yaml:"options"`
+}
+
+// TLS names a certificate and its key, PEM files.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Token maps a bearer token to a principal.
@@ -186,4 +230,10 @@ const (
 	DefaultIdempotencyRetention = 30 * 24 * time.Hour
 	DefaultMaxBody              = 4 << 20
 	DefaultHeartbeat            = 15 * time.Second
+	DefaultReadHeaderTimeout    = 10 * time.Second
+	DefaultReadTimeout          = 60 * time.Second
+	DefaultWriteTimeout         = 60 * time.Second
+	DefaultIdleTimeout          = 120 * time.Second
+	DefaultMaxConns             = 10000
+	DefaultShutdownTimeout      = 10 * time.Second
 )

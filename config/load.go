@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/server"
 )
 
 // DefaultFile is the config file the command line reads without --config.
@@ -141,6 +143,45 @@ func (s *Server) defaults() {
 	if v.Heartbeat == 0 {
 		v.Heartbeat = DefaultHeartbeat
 	}
+	if v.ReadHeaderTimeout == 0 {
+		v.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if v.ReadTimeout == 0 {
+		v.ReadTimeout = DefaultReadTimeout
+	}
+	if v.WriteTimeout == 0 {
+		v.WriteTimeout = DefaultWriteTimeout
+	}
+	if v.IdleTimeout == 0 {
+		v.IdleTimeout = DefaultIdleTimeout
+	}
+	if v.MaxConns == 0 {
+		v.MaxConns = DefaultMaxConns
+	}
+	if v.ShutdownTimeout == 0 {
+		v.ShutdownTimeout = DefaultShutdownTimeout
+	}
+}
+
+// Check fills in the defaults of a server config built in code (as the flag
+// form of `offsync serve` builds one) and validates it as ParseServer does;
+// its relative paths are resolved against the working directory. The error
+// joins every problem, each an *Error naming its key path.
+func (s *Server) Check() error {
+	d := newDecoder("")
+	s.source = d.source("")
+	s.defaults()
+	s.validate(d)
+	return join(d.errs)
+}
+
+// Path resolves a path written in the config (tokens_file, tls) against
+// the config file's directory.
+func (s *Server) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.Dir(), p)
 }
 
 func invalid(format string, args ...any) error {
@@ -275,14 +316,64 @@ func (s *Server) validate(d *decoder) {
 			d.problemAt(p+".principal", invalid("principal is required"))
 		}
 	}
+	for _, name := range sortedKeys(v.Transports) {
+		p := "server.transports." + name
+		drv, err := server.LookupTransport(name)
+		if err != nil {
+			d.problemAt(p, err)
+			continue
+		}
+		t := v.Transports[name]
+		switch {
+		case drv.OwnsListener() && t.Path != "":
+			d.problemAt(p+".path", invalid("%s has a listener of its own: set addr, not path", name))
+		case !drv.OwnsListener() && t.Addr != "":
+			d.problemAt(p+".addr", invalid("%s is served on the HTTP listener (server.http): set path, not addr", name))
+		case t.Path != "" && (!strings.HasPrefix(t.Path, "/") || (t.Path != "/" && strings.HasSuffix(t.Path, "/"))):
+			d.problemAt(p+".path", invalid("path %q must start with / and not end with one", t.Path))
+		case t.Addr != "":
+			if _, _, err := net.SplitHostPort(t.Addr); err != nil {
+				d.problemAt(p+".addr", invalid("bad address %q: %v", t.Addr, err))
+			}
+		}
+	}
+	if v.Transports != nil && len(v.Transports) == 0 {
+		d.problemAt("server.transports", invalid("no transport is served: name at least one (known: %s), or leave transports out for all", list(server.Transports())))
+	}
+	if _, _, err := net.SplitHostPort(v.HTTP); err != nil {
+		d.problemAt("server.http", invalid("bad address %q: %v", v.HTTP, err))
+	}
+	d.nonNegative("server.max_conns", int64(v.MaxConns))
+	d.nonNegative("server.max_in_flight", int64(v.MaxInFlight))
+	if t := v.TLS; t != nil && (t.Cert == "" || t.Key == "") {
+		d.problemAt("server.tls", invalid("tls needs both cert and key (PEM files)"))
+	}
+	for _, kind := range sortedKeys(v.Scopes) {
+		p := "server.scopes." + kind
+		d.checkKind(p, kind)
+		if f := v.Scopes[kind]; f == "" {
+			d.problemAt(p, invalid("scope for kind %q names no field", kind))
+		} else if err := core.CheckFieldName(f); err != nil {
+			d.problemAt(p, fmt.Errorf("field %q: %w", f, err))
+		}
+		if v.Scope != nil && (len(v.Scope.Kinds) == 0 || slices.Contains(v.Scope.Kinds, kind)) {
+			d.problemAt(p, invalid("kind %q is scoped twice (server.scope covers it)", kind))
+		}
+		if len(v.Kinds) > 0 && !slices.Contains(v.Kinds, kind) && v.DynamicKinds == "" {
+			d.problemAt(p, invalid("scope for kind %q, which is not served (add it to server.kinds)", kind))
+		}
+	}
+	if len(v.Scopes) > 0 && len(v.Tokens) == 0 && v.TokensFile == "" {
+		d.problemAt("server.scopes", invalid("a scope needs authentication: set server.tokens or server.tokens_file"))
+	}
 	if v.Scope != nil {
 		if v.Scope.Field == "" {
 			d.problemAt("server.scope.field", invalid("scope.field is required: the business field holding the owner's principal ID"))
 		} else if err := core.CheckFieldName(v.Scope.Field); err != nil {
 			d.problemAt("server.scope.field", fmt.Errorf("field %q: %w", v.Scope.Field, err))
 		}
-		if len(v.Tokens) == 0 {
-			d.problemAt("server.scope", invalid("a scope needs server.tokens: without them every caller is anonymous"))
+		if len(v.Tokens) == 0 && v.TokensFile == "" {
+			d.problemAt("server.scope", invalid("a scope needs server.tokens or server.tokens_file: without them every caller is anonymous"))
 		}
 		for i, k := range v.Scope.Kinds {
 			d.checkKind(fmt.Sprintf("server.scope.kinds[%d]", i), k)
