@@ -1,0 +1,40 @@
+package grpc
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
+)
+
+func init() {
+	core.RegisterTransport("grpc", open)
+	server.RegisterTransport("grpc", server.TransportDriver{Open: openServer, Addr: "+1", Rank: 30})
+}
+
+// open is the "grpc" client opener: grpc://host:port or grpcs://host:port,
+// options token (string) and timeout (a duration or seconds).
+func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
+	var o Options
+	for k, v := range opts {
+		switch k {
+		case "token":
+			tok, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("grpc: %w: option token must be a string, got %T", core.ErrInvalid, v)
+			}
+			o.Token = wire.StaticToken(tok)
+		case "timeout":
+			d, err := wire.OptionDuration(v)
+			if err != nil {
+				return nil, fmt.Errorf("grpc: option timeout: %w", err)
+			}
+			o.Timeout = d
+		default:
+			return nil, fmt.Errorf("grpc: %w: unknown option %q (known: token, timeout)", core.ErrInvalid, k)
+		}
+	}
+	return NewClient(rawURL, &o)
+}
