@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,8 +33,15 @@ func (e echo) Pull(ctx context.Context, req core.PullRequest) (core.Page, error)
 func (e echo) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
 	out := make([]core.PushResult, len(ops))
 	for i, op := range ops {
-		if op.OpID == "" || op.Kind == "" || op.ID == "" {
+		if op.Kind == "" || op.ID == "" || (op.OpID == "" && len(ops) > 1) {
 			e.t.Fatalf("op without identity: %+v", op)
+		}
+		if len(ops) == 1 && op.OpID == "" {
+			// A PUT or DELETE without X-Idempotency-Key: no key, so no
+			// idempotency record. Its target passed checkTarget.
+			if err := core.CheckID(op.ID); err != nil {
+				e.t.Fatalf("a bad id reached the authority: %v", err)
+			}
 		}
 		if op.Type == core.OpUpsert {
 			if err := core.CheckData(op.Payload); err != nil {
@@ -120,6 +128,93 @@ func FuzzDecodeBatch(f *testing.F) {
 					t.Fatalf("accepted a bad payload %s: %v", op.Payload, err)
 				}
 			}
+		}
+	})
+}
+
+// FuzzDecodeRecordBody: the PUT body decoder (and a batch op's payload).
+// Whatever it accepts is a JSON object holding exactly the body's business
+// fields: no system field, no name twice, every value as sent.
+func FuzzDecodeRecordBody(f *testing.F) {
+	f.Add([]byte(`{"id":"x","title":"t","_baseUpdatedAt":"2026-01-01T00:00:00.000001Z","edited_at":null}`), "x")
+	f.Add([]byte(`{"a":{"b":[1,2,{"c":"\u00e9"}]},"updatedAt":"2026-01-01T00:00:00Z"}`), "x")
+	f.Add([]byte(`{"a":1,"\u0061":2}`), "x")
+	f.Add([]byte(`{"_x":1}`), "x")
+	f.Add([]byte(`{"id":7}`), "7")
+	f.Fuzz(func(t *testing.T, body []byte, id string) {
+		fl, err := splitBody(body, id)
+		if err != nil {
+			if !errors.Is(err, core.ErrInvalid) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			return
+		}
+		var in map[string]json.RawMessage
+		if err := json.Unmarshal(body, &in); err != nil {
+			t.Fatalf("accepted a body encoding/json cannot read: %v", err)
+		}
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(fl.payload, &out); err != nil || out == nil {
+			t.Fatalf("payload %q is not an object: %v", fl.payload, err)
+		}
+		if err := core.CheckData(fl.payload); err != nil {
+			t.Fatalf("payload %q has a reserved field: %v", fl.payload, err)
+		}
+		for k, v := range in {
+			switch k {
+			case "id", "updated_at", "updatedAt", "deleted_at", "deletedAt", "edited_at", "editedAt", "_baseUpdatedAt":
+				if _, ok := out[k]; ok {
+					t.Fatalf("system field %q left in the payload %q", k, fl.payload)
+				}
+				continue
+			}
+			if !bytes.Equal(out[k], v) {
+				t.Fatalf("field %q is %q in the payload, %q in the body", k, out[k], v)
+			}
+		}
+		if len(out) > len(in) {
+			t.Fatalf("payload %q has more fields than the body %q", fl.payload, body)
+		}
+	})
+}
+
+// FuzzPullQuery: the query parser of GET /{kind}. A malformed query string
+// is an error (never the first page); an accepted one has a limit within
+// the cap, a cursor id within core's limits, and a token only when given.
+func FuzzPullQuery(f *testing.F) {
+	f.Add("limit=10&includeDeleted=true&updatedSince=2026-01-01T00%3A00%3A00Z&afterId=a")
+	f.Add("pageToken=%%%%")
+	f.Add("pageToken=abc&updatedSince=2026-01-01T00:00:00.123456Z")
+	f.Add("limit=99999999999999999999")
+	f.Add("limit=1&limit=2")
+	f.Add("afterId=x&updatedSince=2026-01-01T00:00:00Z&afterId=%00")
+	f.Add("updatedSince=2026-01-01T00:00:00Z&afterId=" + strings.Repeat("a", 300))
+	h := NewHandler(echo{}, &HandlerOptions{MaxLimit: 100}).(*Handler)
+	f.Fuzz(func(t *testing.T, raw string) {
+		req, _, err := h.parsePullQuery("todo", raw)
+		q, qerr := url.ParseQuery(raw)
+		if err != nil {
+			if !errors.Is(err, core.ErrInvalid) && !errors.Is(err, core.ErrBadCursor) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			return
+		}
+		if qerr != nil {
+			t.Fatalf("a malformed query %q was accepted: %v", raw, qerr)
+		}
+		if req.Kind != "todo" || req.Limit < 0 || req.Limit > 100 {
+			t.Fatalf("request %+v", req)
+		}
+		if req.After.ID != "" {
+			if err := core.CheckID(req.After.ID); err != nil || req.After.UpdatedAt.IsZero() {
+				t.Fatalf("cursor %+v: %v", req.After, err)
+			}
+		}
+		if req.PageToken != "" && req.PageToken != q.Get("pageToken") {
+			t.Fatalf("token %q, query has %q", req.PageToken, q.Get("pageToken"))
+		}
+		if req.PageToken != "" && !req.After.IsZero() {
+			t.Fatalf("both a token and a cursor: %+v", req)
 		}
 	})
 }
