@@ -10,8 +10,8 @@ import (
 )
 
 // push sends the outbox of kinds in outbox order, one op per record at a
-// time (invariant 5), in batches. Each op is pushed at most once per call,
-// plus at most one resolution push (invariant 8).
+// time (guarantee G5, docs/guarantees.md), in batches. Each op is pushed at most once per call,
+// plus at most one resolution push (guarantee G8).
 //
 // Batches are pipelined one deep: once the authority has answered batch N,
 // batch N+1 is marked in flight and sent, and N's answers are applied while
@@ -241,7 +241,7 @@ func (e *Engine) answer(ctx context.Context, t *transmission, resolution bool, s
 		}
 		if Retryable(err) {
 			// Not the ops' fault: they stay in flight and are re-sent with the
-			// same OpIDs later, without burning an attempt (invariant 9).
+			// same OpIDs later, without burning an attempt (guarantee G9, docs/guarantees.md).
 			return true, e.fail("", fmt.Errorf("offsync: push: %w", err), true, st)
 		}
 		// The authority refused the push as a whole: each op failed. An
@@ -386,8 +386,8 @@ func matchResults(ops []Op, results []PushResult) []PushResult {
 
 // settle ends op for good. rec is the authority's version of the record (nil
 // when it does not exist there). When no other op of the record remains, the
-// local row becomes rec (invariant 3); otherwise the next op is rebased onto
-// rec and only the row's version moves (invariant 5).
+// local row becomes rec (guarantee G3, docs/guarantees.md); otherwise the next op is rebased onto
+// rec and only the row's version moves (guarantee G5, docs/guarantees.md).
 func (e *Engine) settle(ctx context.Context, tx Tx, op Op, rec *Record) error {
 	if err := tx.DeleteOp(ctx, op.OpID); err != nil {
 		return err

@@ -118,7 +118,7 @@ const (
 )
 
 // pull walks each kind's feed from its cursor, page by page; each page and
-// the cursor after it commit together (invariant 4).
+// the cursor after it commit together (guarantee G4, docs/guarantees.md).
 func (e *Engine) pull(ctx context.Context, kinds []string, st *Stats) error {
 	var errs []error
 	for _, kind := range e.order {

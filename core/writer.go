@@ -30,8 +30,8 @@ func changedOf(opts []UpdateOption) []string {
 }
 
 // Writer writes rows of a typed table: the local row and its outbox op commit
-// in one transaction (invariant 1). The base version of an update comes from
-// the stored row, never from the caller's struct (invariant 5).
+// in one transaction (guarantee G1, docs/guarantees.md). The base version of an update comes from
+// the stored row, never from the caller's struct (guarantee G5).
 type Writer[T any] struct {
 	e *Engine
 	t *TypedTable[T]
@@ -337,7 +337,7 @@ func (e *Engine) remove(ctx context.Context, tx Tx, kind, id string) error {
 }
 
 // replaceOp coalesces: merged takes last's place in the outbox under a new
-// OpID, and a deferred op's inbox entry is refreshed (invariant 7).
+// OpID, and a deferred op's inbox entry is refreshed (guarantee G7, docs/guarantees.md).
 func (e *Engine) replaceOp(ctx context.Context, tx Tx, last, merged Op, local *Record) error {
 	if err := tx.UpdateOp(ctx, last.OpID, merged); err != nil {
 		return err

@@ -28,7 +28,7 @@ func newConformanceCmd() *cobra.Command {
 		Use:   "conformance --transport rest --url URL",
 		Short: "Check a live server against the sync protocol",
 		Long: `conformance checks a live server, written in any language, against
-PROTOCOL.md's REST contract: conflicts on a stale base, forced writes,
+the REST contract of docs/protocol.md: conflicts on a stale base, forced writes,
 idempotent replay (and that a 409 is not kept under the key), keyset paging
 while rows are written, tombstones, microsecond timestamps, scope
 invisibility (with --token2, a second principal that must not see --token's

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// protocolVersion is the version of the sync contract (PROTOCOL.md) this
+// protocolVersion is the version of the sync contract (docs/protocol.md) this
 // build speaks; /health reports the same number.
 const protocolVersion = 1
 

@@ -1,5 +1,5 @@
-// Package contract checks a live server against PROTOCOL.md's REST
-// contract, as a black box: it speaks HTTP only, so the server may be
+// Package contract checks a live server against the REST
+// contract of docs/protocol.md, as a black box: it speaks HTTP only, so the server may be
 // written in any language. `offsync conformance --transport rest --url URL`
 // runs it from the command line.
 //

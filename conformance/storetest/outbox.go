@@ -32,7 +32,7 @@ func opIDs(list []core.Op) []string {
 }
 
 // TestOutboxOrder: Enqueue assigns increasing Seq across kinds; Ops lists in
-// that order and filters by kinds, states, record and limit (invariant 6).
+// that order and filters by kinds, states, record and limit (guarantee G6, docs/guarantees.md).
 func TestOutboxOrder(t *testing.T, h Harness) {
 	s := open(t, h)
 	a := upsertOp("op1", NoteKind, "n1")
@@ -164,7 +164,7 @@ func sameOp(t *testing.T, got, want core.Op) {
 }
 
 // TestUpdateOpKeepsPlace: UpdateOp rewrites an op, under a new OpID too,
-// and keeps its Seq and its place in the outbox (invariant 5's coalescing).
+// and keeps its Seq and its place in the outbox (the coalescing of guarantee G5, docs/guarantees.md).
 func TestUpdateOpKeepsPlace(t *testing.T, h Harness) {
 	s := open(t, h)
 	a, b, c := upsertOp("a", ItemKind, "x"), upsertOp("b", ItemKind, "y"), upsertOp("c", NoteKind, "z")
@@ -346,7 +346,7 @@ func TestMeta(t *testing.T, h Harness) {
 var errBoom = errors.New("storetest: boom")
 
 // TestUpdateRollback: when fn fails (or panics), neither the row nor its op
-// is written (invariant 1).
+// is written (guarantee G1, docs/guarantees.md).
 func TestUpdateRollback(t *testing.T, h Harness) {
 	s := open(t, h)
 	write := func(ctx context.Context, tx core.Tx) error {

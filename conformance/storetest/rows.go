@@ -294,7 +294,7 @@ func TestApplyPage(t *testing.T, h Harness) {
 
 // TestApplyPageKeepsPendingRows: a record whose row has any op in the
 // outbox, whatever its state, is left alone and counted as Kept
-// (invariant 3); once the ops are gone the next pull applies.
+// (guarantee G3, docs/guarantees.md); once the ops are gone the next pull applies.
 func TestApplyPageKeepsPendingRows(t *testing.T, h Harness) {
 	s := open(t, h)
 	kinds(t, func(t *testing.T, kind string, mk func(id, title, owner string, updated time.Time) core.Record) {
@@ -336,7 +336,7 @@ func TestApplyPageKeepsPendingRows(t *testing.T, h Harness) {
 }
 
 // TestApplyPageKeepsLocalColumns: a pull never overwrites local-only
-// columns (invariant 10): a locally deleted row stays hidden.
+// columns (guarantee G10, docs/guarantees.md): a locally deleted row stays hidden.
 func TestApplyPageKeepsLocalColumns(t *testing.T, h Harness) {
 	s := open(t, h)
 	kinds(t, func(t *testing.T, kind string, mk func(id, title, owner string, updated time.Time) core.Record) {

@@ -1,4 +1,4 @@
-// Package feedrace is the invariant 12 scenario shared by the authority's
+// Package feedrace is the scenario of guarantee G12 (docs/guarantees.md) shared by the authority's
 // tests on every store: writers push new rows of one kind while a puller walks
 // the feed in pages of 7, and every push of writer 0 is held open right after
 // its version is stamped until the puller has finished a walk that began after
@@ -253,7 +253,7 @@ func RequireCaught(t *testing.T, run Result) {
 		}
 	}
 	if skipped == 0 {
-		t.Fatal("the stamp-before-lock authority lost no row: the invariant 12 test cannot catch it")
+		t.Fatal("the stamp-before-lock authority lost no row: the G12 test cannot catch it")
 	}
 	t.Logf("stamp-before-lock: %d of %d rows skipped by the puller (%d holds with a later commit)", skipped, len(run.Pushed), run.AfterHold)
 }

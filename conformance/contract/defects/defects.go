@@ -1,5 +1,5 @@
 // Package defects wraps a correct REST handler (rest.NewHandler) with the
-// defects PROTOCOL.md warns against, so that conformance checkers can be
+// defects docs/protocol.md warns against, so that conformance checkers can be
 // shown to catch them. It is for tests: never serve these.
 package defects
 
@@ -16,7 +16,7 @@ import (
 )
 
 // OffsetTokens serves pulls with offset page tokens ("off:N:SINCE") over
-// an updatedSince query, as the seed's reference server does: rows updated
+// an updatedSince query, as naive REST backends do: rows updated
 // during a walk shift the offsets and other rows are skipped.
 func OffsetTokens(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
