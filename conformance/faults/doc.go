@@ -47,6 +47,22 @@
 //     Rule.Keep bytes, as when a connection is cut mid-body. A body no longer
 //     than Keep is not cut.
 //
+// # Connections
+//
+// Conns reaches below a wire protocol, to the connections a client dials
+// (a socket, an HTTP/2 connection): Conns.Wrap wraps a net.Conn, and each
+// Write on it is a call of Method Conn. DropRequest cuts the connection
+// instead of writing; DropAnswer writes, then cuts the connection at its
+// next Read that gets bytes (the peer had the request, its answer is lost);
+// CutBody writes the first Rule.Keep bytes and cuts; Delay holds the write.
+// On demand, Conns.Cut cuts every live connection, Conns.CutOnRead arms a
+// cut at the next Read that gets bytes on any of them, Conns.Stall makes them
+// half-open (reads block, writes vanish, nothing is closed), and
+// Conns.SetBudget cuts the connections opened afterwards once they have read
+// or written so many bytes. A cut closes the real connection, so the peer
+// sees it end; the wrapper's calls fail with an error wrapping
+// core.ErrUnavailable.
+//
 // Which calls get a fault is chosen by Rules: by method, by the Nth call of
 // a method, by a predicate on the Call (ContainsOp selects pushes carrying a
 // given op), at most Times times, and with a probability (Chance) drawn from

@@ -46,7 +46,8 @@ func (f Fault) String() string {
 type Method string
 
 // The methods the wrappers report. Notice is one notice delivered on a
-// Subscribe stream; HTTP is one request through the RoundTripper wrapper.
+// Subscribe stream; HTTP is one request through the RoundTripper wrapper;
+// Conn is one Write on a connection wrapped by Conns.
 const (
 	Pull        Method = "Pull"
 	Push        Method = "Push"
@@ -55,9 +56,10 @@ const (
 	BatchLimits Method = "BatchLimits"
 	Notice      Method = "Notice"
 	HTTP        Method = "HTTP"
+	Conn        Method = "Conn"
 )
 
-var methods = []Method{Pull, Push, Get, Subscribe, BatchLimits, Notice, HTTP}
+var methods = []Method{Pull, Push, Get, Subscribe, BatchLimits, Notice, HTTP, Conn}
 
 // applies says which faults make sense for which method.
 var applies = map[Method][]Fault{
@@ -68,6 +70,7 @@ var applies = map[Method][]Fault{
 	Subscribe:   {DropRequest, Delay},
 	Notice:      {Delay, CloseStream, Gap},
 	HTTP:        {DropRequest, DropAnswer, Duplicate, Delay, CutBody},
+	Conn:        {DropRequest, DropAnswer, Delay, CutBody},
 }
 
 func applicable(f Fault, m Method) bool { return slices.Contains(applies[m], f) }
