@@ -143,10 +143,13 @@ func (dialect) Name() string { return "sqlite" }
 func (dialect) SerialPrimaryKey() string { return "INTEGER PRIMARY KEY" }
 func (dialect) JSONType() string         { return "TEXT" }
 
-// JSONField reads the field as its SQL value (strings as text).
+// JSONField reads the field as its SQL value (strings as text). A document
+// SQLite's JSON functions cannot parse (malformed, or nested deeper than
+// their 1000 levels) reads as NULL: json_extract would fail the whole
+// statement, and one such row would break every scoped pull of its kind.
 func (dialect) JSONField(column, field string) schema.QueryWithArgs {
 	path := `$."` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(field) + `"`
-	return bun.SafeQuery("json_extract(?, ?)", bun.Ident(column), path)
+	return bun.SafeQuery("(CASE WHEN json_valid(?) THEN json_extract(?, ?) END)", bun.Ident(column), bun.Ident(column), path)
 }
 
 // LockVersion needs no lock of its own: the write transaction began with

@@ -123,9 +123,10 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 }
 
 // CountChanges counts the rows of a kind's feed after q.After within
-// q.Filter (q.Limit is ignored), so an authority can tell a puller how much
-// remains. It is not part of core.AuthorityTx; the server finds it by type
-// assertion.
+// q.Filter, at most q.Limit of them when it is positive (so the count costs
+// no more than reading that many rows), so an authority can tell a puller
+// how much remains. It is not part of core.AuthorityTx; the server finds it
+// by type assertion.
 func (t *Tx) CountChanges(ctx context.Context, q core.ChangesQuery) (int64, error) {
 	k, err := t.s.kind(q.Kind)
 	if err != nil {
@@ -140,6 +141,14 @@ func (t *Tx) CountChanges(ctx context.Context, q core.ChangesQuery) (int64, erro
 	sq, none, err := t.feed(sq, k, q)
 	if err != nil || none {
 		return 0, err
+	}
+	if q.Limit > 0 {
+		var n int64
+		inner := sq.ColumnExpr("1").Limit(int64(q.Limit))
+		if err := t.tx.NewSelect().ColumnExpr("count(*)").TableExpr("(?) AS capped", inner).Scan(ctx, &n); err != nil {
+			return 0, t.dbErr("count changes", err)
+		}
+		return n, nil
 	}
 	n, err := sq.Count(ctx)
 	if err != nil {

@@ -22,7 +22,9 @@ type Dialect interface {
 	// JSONField is an SQL expression reading the top-level field of the JSON
 	// object stored in column, as text where the value is a string
 	// (`json_extract(data, '$."f"')`, `data->>'f'`). field may contain any
-	// character; the dialect quotes it.
+	// character; the dialect quotes it. It must never fail on a stored
+	// document it cannot parse (NULL instead), since the scope filter of a
+	// kind's feed reads every row of the kind with it.
 	JSONField(column, field string) schema.QueryWithArgs
 	// LockVersion takes the write lock of kind for NextVersion inside the
 	// write transaction db (held until it ends) and returns the kind's last
