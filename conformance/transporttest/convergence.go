@@ -41,18 +41,22 @@ func setChecks(n int) {
 var convergenceFaults = []struct {
 	name string
 	rule faults.Rule
-	http bool
+	http bool // only for a client claiming Features.HTTP
+	conn bool // only for a client claiming Features.Conn
 }{
-	{"push-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.Push}, false},
-	{"push-drop-answer", faults.Rule{Fault: faults.DropAnswer, Method: faults.Push}, false},
-	{"push-duplicate", faults.Rule{Fault: faults.Duplicate, Method: faults.Push}, false},
-	{"pull-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.Pull}, false},
-	{"pull-cut-page", faults.Rule{Fault: faults.CutPage, Method: faults.Pull}, false},
-	{"pull-short-page", faults.Rule{Fault: faults.ShortPage, Method: faults.Pull, Keep: -1}, false},
-	{"http-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.HTTP}, true},
-	{"http-drop-answer", faults.Rule{Fault: faults.DropAnswer, Method: faults.HTTP}, true},
-	{"http-duplicate", faults.Rule{Fault: faults.Duplicate, Method: faults.HTTP}, true},
-	{"http-cut-body", faults.Rule{Fault: faults.CutBody, Method: faults.HTTP, Keep: -1}, true},
+	{"push-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.Push}, false, false},
+	{"push-drop-answer", faults.Rule{Fault: faults.DropAnswer, Method: faults.Push}, false, false},
+	{"push-duplicate", faults.Rule{Fault: faults.Duplicate, Method: faults.Push}, false, false},
+	{"pull-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.Pull}, false, false},
+	{"pull-cut-page", faults.Rule{Fault: faults.CutPage, Method: faults.Pull}, false, false},
+	{"pull-short-page", faults.Rule{Fault: faults.ShortPage, Method: faults.Pull, Keep: -1}, false, false},
+	{"http-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.HTTP}, true, false},
+	{"http-drop-answer", faults.Rule{Fault: faults.DropAnswer, Method: faults.HTTP}, true, false},
+	{"http-duplicate", faults.Rule{Fault: faults.Duplicate, Method: faults.HTTP}, true, false},
+	{"http-cut-body", faults.Rule{Fault: faults.CutBody, Method: faults.HTTP, Keep: -1}, true, false},
+	{"conn-drop-request", faults.Rule{Fault: faults.DropRequest, Method: faults.Conn}, false, true},
+	{"conn-drop-answer", faults.Rule{Fault: faults.DropAnswer, Method: faults.Conn}, false, true},
+	{"conn-cut-write", faults.Rule{Fault: faults.CutBody, Method: faults.Conn, Keep: -1}, false, true},
 }
 
 // switchRT sends through the HTTP fault wrapper of the current case.
@@ -96,6 +100,7 @@ func TestConvergence(t *testing.T, h Harness) {
 	t.Cleanup(func() { svc.Close() })
 
 	var cur atomic.Pointer[faults.Injector]
+	conns := faults.NewConns(nil) // draws from the case's injector
 	const nrep = 3
 	stores := make([]core.Store, nrep)
 	clients := make([]core.Transport, nrep)
@@ -104,6 +109,9 @@ func TestConvergence(t *testing.T, h Harness) {
 		o := ClientOptions{}
 		if h.Features().HTTP {
 			o.WrapHTTP = func(rt http.RoundTripper) http.RoundTripper { return switchRT{rt, &cur} }
+		}
+		if h.Features().Conn {
+			o.WrapConn = conns.Wrap
 		}
 		clients[i] = h.NewClient(t, svc, o)
 	}
@@ -116,7 +124,7 @@ func TestConvergence(t *testing.T, h Harness) {
 		table := core.Documents(kind)
 		var rules []faults.Rule
 		for _, f := range convergenceFaults {
-			if f.http && !h.Features().HTTP {
+			if (f.http && !h.Features().HTTP) || (f.conn && !h.Features().Conn) {
 				continue
 			}
 			chance := rapid.SampledFrom([]float64{0, 0.1, 0.25}).Draw(rt, f.name)
@@ -132,7 +140,9 @@ func TestConvergence(t *testing.T, h Harness) {
 			rt.Fatalf("faults: %v", err)
 		}
 		cur.Store(inj)
+		conns.SetInjector(inj)
 		defer cur.Store(nil)
+		defer conns.SetInjector(nil)
 		defer func() {
 			for f, n := range inj.Stats().Injected {
 				injected[f.String()] += n

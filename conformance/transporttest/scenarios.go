@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -19,10 +20,10 @@ import (
 // claims Features.HTTP.
 func TestFeatures(t *testing.T, h Harness) {
 	w := newWorld(t, h, modeClean, nil)
-	var requests atomic.Int64
+	var requests, conns atomic.Int64
 	c := h.NewClient(t, w.svc, ClientOptions{WrapHTTP: func(rt http.RoundTripper) http.RoundTripper {
 		return countingRT{rt, &requests}
-	}})
+	}, WrapConn: func(c net.Conn) net.Conn { conns.Add(1); return c }})
 	if c == nil {
 		t.Fatal("harness NewClient returned nil")
 	}
@@ -52,6 +53,12 @@ func TestFeatures(t *testing.T, h Harness) {
 		t.Errorf("Features.HTTP is claimed but no request went through ClientOptions.WrapHTTP")
 	case !f.HTTP && n > 0:
 		t.Errorf("the client sent %d requests through ClientOptions.WrapHTTP but Features.HTTP is not claimed", n)
+	}
+	switch n := conns.Load(); {
+	case f.Conn && n == 0:
+		t.Errorf("Features.Conn is claimed but no connection went through ClientOptions.WrapConn")
+	case !f.Conn && n > 0:
+		t.Errorf("the client dialed %d connections through ClientOptions.WrapConn but Features.Conn is not claimed", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/http"
 	"reflect"
 	"sort"
@@ -45,6 +46,11 @@ type ClientOptions struct {
 	// every request through (the suite injects HTTP faults there). It is set
 	// only for a harness that claims Features.HTTP, and by TestFeatures.
 	WrapHTTP func(http.RoundTripper) http.RoundTripper
+	// WrapConn, when set, must wrap every network connection the client
+	// dials (the suite cuts and stalls connections there, below the wire
+	// protocol). It is set only for a harness that claims Features.Conn, and
+	// by TestFeatures.
+	WrapConn func(net.Conn) net.Conn
 }
 
 // Features are the optional powers of a transport's clients. A claimed
@@ -55,6 +61,7 @@ type Features struct {
 	Batch    bool // the client is a core.Batcher
 	Getter   bool // the client is a core.Getter
 	HTTP     bool // the client speaks HTTP and honours ClientOptions.WrapHTTP
+	Conn     bool // the client dials network connections through ClientOptions.WrapConn
 }
 
 // Run runs every test of the suite, each as a subtest.
@@ -83,6 +90,7 @@ func Tests() []Test {
 		{"Microseconds", TestMicroseconds},
 		{"DuplicateDelivery", TestDuplicateDelivery},
 		{"LostAnswer", TestLostAnswer},
+		{"ConnCutAfterPush", TestConnCutAfterPush},
 		{"ScopeInvisibility", TestScopeInvisibility},
 		{"BadRequests", TestBadRequests},
 		{"Batch", TestBatch},
@@ -114,13 +122,18 @@ const (
 	modeClean mode = "clean"     // the bare client
 	modeFault mode = "faults"    // through faults.Wrap
 	modeHTTP  mode = "httpfault" // through faults.WrapHTTP
+	modeConn  mode = "connfault" // through faults.Conns
 )
 
 func modes(h Harness) []mode {
+	m := []mode{modeClean, modeFault}
 	if h.Features().HTTP {
-		return []mode{modeClean, modeFault, modeHTTP}
+		m = append(m, modeHTTP)
 	}
-	return []mode{modeClean, modeFault}
+	if h.Features().Conn {
+		m = append(m, modeConn)
+	}
+	return m
 }
 
 // world is one authority (the reference server over a harness store), with
@@ -174,6 +187,12 @@ func faultRules(m mode) []faults.Rule {
 			{Fault: faults.DropAnswer, Method: faults.HTTP, Chance: 0.2, Times: 3},
 			{Fault: faults.Duplicate, Method: faults.HTTP, Chance: 0.2, Times: 3},
 			{Fault: faults.CutBody, Method: faults.HTTP, Chance: 0.1, Times: 2, Keep: -1},
+		}
+	case modeConn:
+		return []faults.Rule{
+			{Fault: faults.DropRequest, Method: faults.Conn, Chance: 0.1, Times: 2},
+			{Fault: faults.DropAnswer, Method: faults.Conn, Chance: 0.15, Times: 3},
+			{Fault: faults.CutBody, Method: faults.Conn, Chance: 0.05, Times: 2, Keep: -1},
 		}
 	}
 	return nil
@@ -308,6 +327,9 @@ func (w *world) client(token string) core.Transport {
 		inj := w.inj
 		o.WrapHTTP = func(rt http.RoundTripper) http.RoundTripper { return faults.WrapHTTP(rt, inj) }
 	}
+	if w.mode == modeConn {
+		o.WrapConn = faults.NewConns(w.inj).Wrap
+	}
 	c := w.h.NewClient(w.t, w.svc, o)
 	if c == nil {
 		w.t.Fatal("harness NewClient returned nil")
@@ -331,12 +353,18 @@ type replicaOptions struct {
 	conflicts core.Resolver
 	pageSize  int
 	wrap      func(core.Transport) core.Transport
+	wrapConn  func(net.Conn) net.Conn // a client of its own through ClientOptions.WrapConn (Features.Conn)
 }
 
 func (w *world) replica(name string, o replicaOptions) *replica {
 	w.t.Helper()
 	st := w.h.NewStore(w.t)
-	tr := w.client(o.token)
+	var tr core.Transport
+	if o.wrapConn != nil {
+		tr = w.h.NewClient(w.t, w.svc, ClientOptions{Token: o.token, WrapConn: o.wrapConn})
+	} else {
+		tr = w.client(o.token)
+	}
 	if o.wrap != nil {
 		tr = o.wrap(tr)
 	}
