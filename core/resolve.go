@@ -415,8 +415,51 @@ func (e *Engine) Retry(ctx context.Context, opID string) error {
 
 // Drop removes a dead op and restores its local row to the authority's
 // version — fetched when the transport can, else the version the edit
-// started from — so the row never stays silently diverged.
+// started from — so the row never stays silently diverged. Dropping always
+// works locally: a fetch that fails (offline, a kind the server does not
+// serve) only makes the restore fall back; DropOp says which it was.
 func (e *Engine) Drop(ctx context.Context, opID string) error {
+	_, err := e.DropOp(ctx, opID)
+	return err
+}
+
+// Restore names the version a dropped op's row went back to.
+type Restore string
+
+// The versions a dropped op's row can go back to.
+const (
+	// RestoredServer: the authority's current version, fetched (or the row
+	// was removed because the authority has none).
+	RestoredServer Restore = "server"
+	// RestoredBase: the version the edit started from; the next pull brings
+	// any newer one.
+	RestoredBase Restore = "base"
+	// RestoredNone: no version is known (a create that never reached the
+	// authority): the row was removed and the kind is pulled again from
+	// the start.
+	RestoredNone Restore = "none"
+)
+
+// Dropped is what DropOp did.
+type Dropped struct {
+	// Op is the op removed from the outbox.
+	Op Op
+	// Restored is the version the local row went back to.
+	Restored Restore
+	// FetchSkipped is why the authority's version was not fetched: the
+	// transport cannot fetch one record, the server did not answer, or it
+	// does not serve the kind. Nil when it was fetched.
+	FetchSkipped error
+}
+
+// errNoGetter is Dropped.FetchSkipped for a transport without Getter.
+var errNoGetter = errors.New("the transport cannot fetch one record")
+
+// DropOp is Drop, and says what it restored the row to and why the
+// authority's version was not fetched, when it was not. Only the removal is
+// required: it fails only when the op is not a dead letter or the local
+// store fails.
+func (e *Engine) DropOp(ctx context.Context, opID string) (Dropped, error) {
 	var op Op
 	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
@@ -424,23 +467,34 @@ func (e *Engine) Drop(ctx context.Context, opID string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return Dropped{}, err
 	}
 	if op.State != StateDead {
-		return fmt.Errorf("%w: op %q is %s, not dead", ErrInvalid, opID, op.State)
+		return Dropped{}, fmt.Errorf("%w: op %q is %s, not dead", ErrInvalid, opID, op.State)
 	}
-	server, fetched, err := e.fetch(ctx, op.Kind, op.ID)
-	if err != nil {
-		return err
+	res := Dropped{Op: op, Restored: RestoredServer}
+	var server *Record
+	fetched := false
+	if _, ok := e.tr.(Getter); !ok {
+		res.FetchSkipped = errNoGetter
+	} else if server, fetched, err = e.fetch(ctx, op.Kind, op.ID); err != nil {
+		if ctx.Err() != nil {
+			return Dropped{}, err
+		}
+		res.FetchSkipped, server, fetched = err, nil, false
 	}
-	if !fetched && !op.BaseUpdatedAt.IsZero() && op.BasePayload != nil {
-		server = &Record{Kind: op.Kind, ID: op.ID, UpdatedAt: op.BaseUpdatedAt, Data: op.BasePayload}
+	if !fetched {
+		res.Restored = RestoredNone
+		if !op.BaseUpdatedAt.IsZero() && op.BasePayload != nil {
+			server = &Record{Kind: op.Kind, ID: op.ID, UpdatedAt: op.BaseUpdatedAt, Data: op.BasePayload}
+			res.Restored = RestoredBase
+		}
 	}
 	// The kind's lock keeps a running pull from moving the cursor past a
 	// rewind made here.
 	unlock := e.lockKinds([]string{op.Kind})
 	defer unlock()
-	return e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		if _, err := tx.GetOp(ctx, opID); err != nil {
 			return err
 		}
@@ -452,6 +506,10 @@ func (e *Engine) Drop(ctx context.Context, opID string) error {
 		}
 		return rewindFor(ctx, tx, op.Kind, op.ID, server)
 	})
+	if err != nil {
+		return Dropped{}, err
+	}
+	return res, nil
 }
 
 // rewindFor moves the kind's cursor back so that the next pull brings any

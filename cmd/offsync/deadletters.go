@@ -102,19 +102,42 @@ var deadRetryCmd = &cobra.Command{
 var deadDropCmd = &cobra.Command{
 	Use:   "drop OPID",
 	Short: "Remove a dead op; its local row goes back to the server's version",
-	Long: `Remove a dead op. Its local row is restored to the authority's version,
-fetched from the server when it answers, else the version the edit started
-from, so the row never stays silently diverged.`,
+	Long: `Remove a dead op. Dropping always works, offline too: the op leaves the
+outbox and its local row goes back to the authority's version. That version
+is fetched from the server when it answers; when it does not (offline, or
+it does not serve the kind) the row goes back to the version the edit
+started from (or, for a create, is removed) and the next sync pulls any
+newer one. The command says when the fetch was skipped and why.`,
 	Example: `  offsync dead-letters drop 01HF7...`,
 	Args:    cobra.ExactArgs(1),
-	RunE: deadAction("drop", "dropped", func(cmd *cobra.Command, opID string) error {
-		_, eng, err := openReplica(cmd.Context())
+	RunE: func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		_, eng, err := openReplica(ctx)
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
-		return eng.Drop(cmd.Context(), opID)
-	}),
+		d, err := eng.DropOp(ctx, args[0])
+		if err != nil {
+			return fmt.Errorf("drop %s: %w", args[0], err)
+		}
+		w := cmd.OutOrStdout()
+		if _, err := fmt.Fprintf(w, "dropped %s (%s %s/%s)\n", args[0], d.Op.Type, d.Op.Kind, d.Op.ID); err != nil {
+			return err
+		}
+		if d.FetchSkipped != nil {
+			fmt.Fprintf(w, "the server's version was not fetched: %v\n", d.FetchSkipped)
+		}
+		switch d.Restored {
+		case core.RestoredServer:
+			_, err = fmt.Fprintln(w, "the local row is the server's version")
+		case core.RestoredBase:
+			_, err = fmt.Fprintln(w, "the local row went back to the version the edit started from; the next sync pulls any newer one")
+		case core.RestoredNone:
+			_, err = fmt.Fprintln(w, "the local row was removed (no server version is known); the next sync pulls the kind again")
+		}
+		return err
+	},
 }
 
 func init() {

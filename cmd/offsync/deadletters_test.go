@@ -71,3 +71,52 @@ func TestDeadLetters(t *testing.T) {
 	}
 	mustRun(t, 2, "dead-letters", "drop")
 }
+
+// TestDeadLetterDropWorksLocally: a dead op of a kind the server does not
+// serve is dropped while the server answers (its fetch is refused) and while
+// it is down; both times the op leaves the outbox and the command says the
+// server's version was not fetched.
+func TestDeadLetterDropWorksLocally(t *testing.T) {
+	t.Parallel()
+	srvDir := t.TempDir()
+	writeFile(t, srvDir, "server.yaml", "store: {dsn: s.db}\nserver: {kinds: [note]}\n")
+	srv := startServeIn(t, srvDir, "--config", "server.yaml")
+	writeFile(t, workDir(t), "offsync.yaml", fmt.Sprintf("store: {dsn: c.db}\ntransport: {url: %s}\ntables: {note: {}, task: {}}\n", srv.URL))
+	deadOp := func(id string) string {
+		t.Helper()
+		mustRun(t, 0, "local", "put", "task", id, `{"a":1}`)
+		runCLI(t, "sync", "--kind", "task")
+		js, _ := mustRun(t, 0, "dead-letters", "list", "--json")
+		var ops []opJSON
+		if err := json.Unmarshal([]byte(js), &ops); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range ops {
+			if op.ID == id {
+				return op.OpID
+			}
+		}
+		t.Fatalf("no dead letter for task %s: %s", id, js)
+		return ""
+	}
+
+	op := deadOp("t1")
+	out, _ := mustRun(t, 0, "dead-letters", "drop", op)
+	if !strings.Contains(out, "dropped "+op) || !strings.Contains(out, "not fetched") || !strings.Contains(out, "unknown kind") {
+		t.Errorf("drop of an unserved kind's op:\n%s", out)
+	}
+	mustRun(t, 1, "local", "get", "task", "t1")
+
+	op = deadOp("t2")
+	if code := srv.Stop(t); code != 0 {
+		t.Fatalf("serve exited with %d", code)
+	}
+	out, _ = mustRun(t, 0, "dead-letters", "drop", op)
+	if !strings.Contains(out, "dropped "+op) || !strings.Contains(out, "not fetched") {
+		t.Errorf("drop while offline:\n%s", out)
+	}
+	out, _ = mustRun(t, 0, "dead-letters", "list")
+	if strings.TrimSpace(out) != "no dead letters" {
+		t.Errorf("after the drops: %q", out)
+	}
+}
