@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,7 +237,7 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 			return err
 		}
 		srv = &http.Server{
-			Handler:           upgradeDeadlines(mux),
+			Handler:           accessLog(log, upgradeDeadlines(mux)),
 			ReadHeaderTimeout: v.ReadHeaderTimeout,
 			ReadTimeout:       v.ReadTimeout,
 			WriteTimeout:      v.WriteTimeout,
@@ -380,7 +381,7 @@ func serverTLS(cfg *config.Server) (*tls.Config, error) {
 func logPolicy(log *slog.Logger, cfg *config.Server, opts *server.Options) {
 	v := cfg.Server
 	if len(v.Kinds) > 0 {
-		log.Info("serving kinds", "kinds", v.Kinds)
+		log.Info("serving kinds", "kinds", strings.Join(v.Kinds, ","))
 	}
 	if opts.DynamicKinds != nil {
 		log.Info("serving any kind matching "+v.DynamicKinds+" as documents", "pattern", v.DynamicKinds)
@@ -451,4 +452,42 @@ func serverOptions(cfg *config.Server, log *slog.Logger) (*server.Options, error
 		}
 	}
 	return opts, nil
+}
+
+// statusWriter remembers the status of a response for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog logs every HTTP request at debug level (nothing is wrapped
+// when debug is off).
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.EscapedPath(),
+			"status", sw.status, "duration", time.Since(start))
+	})
 }

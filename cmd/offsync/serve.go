@@ -1,81 +1,84 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/offsync/offsync/core"
-	"github.com/offsync/offsync/drivers/store/sqlite"
-	"github.com/offsync/offsync/drivers/transport/rest"
-	"github.com/offsync/offsync/server"
 	"github.com/spf13/cobra"
+
+	"github.com/offsync/offsync"
+	"github.com/offsync/offsync/config"
+	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/server"
 )
 
 // dynamicKindPattern is the kinds served when no --kind is named.
 const dynamicKindPattern = `^[a-z][a-z0-9_]*$`
 
-// reservedKinds are path names of the REST contract, never kinds.
-var reservedKinds = []string{"batch", "events", "health"}
-
-// serveConfig is everything `offsync serve` needs. The flags fill it, and so
-// can a configuration file; runServe does the rest.
+// serveConfig is what the flags of `offsync serve` say. It only translates
+// into a config.Server (see serverConfig): serving itself is offsync.Serve's,
+// the same path a server config file takes.
 type serveConfig struct {
-	// HTTPAddr is the REST listen address; port 0 picks a free port (the
-	// bound address is logged as "listening on ADDR").
+	// HTTPAddr is the shared HTTP listener (REST, WebSocket, GraphQL); port
+	// 0 picks a free port (logged as "listening on ADDR").
 	HTTPAddr string
-	// DBPath is the SQLite database file (created when missing).
+	// Store is the store driver; DSN what it opens (DBPath is the sqlite
+	// default and the --db flag).
+	Store  string
+	DSN    string
 	DBPath string
 	// Kinds are the document kinds served; none means any kind matching
 	// dynamicKindPattern.
 	Kinds []string
-	// TokensFile maps bearer tokens to principals (see parseTokens); "" with
-	// no Tokens means no authentication: every caller is anonymous.
+	// TokensFile maps bearer tokens to principals (config.ParseTokens); ""
+	// means no authentication: every caller is anonymous.
 	TokensFile string
-	// Tokens maps bearer tokens to principal IDs, added to TokensFile's.
-	Tokens map[string]string
-	// Scopes maps a kind to the field that holds its owner's principal ID:
-	// a caller reads and writes only the rows whose field is its own ID.
+	// Scopes maps a kind to the field that holds its owner's principal ID.
 	Scopes map[string]string
+	// Off are the transports switched off (--no-NAME); Addrs the listen
+	// addresses of transports with their own listener (--grpc ADDR).
+	Off   map[string]*bool
+	Addrs map[string]*string
+	// TLS certificate and key files; AllowInsecure serves a non-loopback
+	// address without TLS.
+	TLSCert, TLSKey string
+	AllowInsecure   bool
 	// LogFormat is "text" (default) or "json"; LogLevel is debug, info
 	// (default), warn or error. Logs go to LogOutput (default stderr).
 	LogFormat string
 	LogLevel  string
 	LogOutput io.Writer
-	// ShutdownTimeout bounds the wait for requests in flight on shutdown
-	// (default 10s).
+	// ShutdownTimeout bounds the wait for requests in flight on shutdown.
 	ShutdownTimeout time.Duration
-	// MaxBody bounds a request body in bytes (default 4 MiB).
+	// MaxBody bounds a request body or message in bytes.
 	MaxBody int64
 }
 
 // defaultServeConfig returns the defaults of `offsync serve`.
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		HTTPAddr:        "127.0.0.1:8080",
+		HTTPAddr:        config.DefaultHTTP,
+		Store:           config.DefaultStoreDriver,
 		DBPath:          "./offsync.db",
 		LogFormat:       "text",
 		LogLevel:        "info",
-		ShutdownTimeout: 10 * time.Second,
-		MaxBody:         4 << 20,
+		ShutdownTimeout: config.DefaultShutdownTimeout,
+		MaxBody:         config.DefaultMaxBody,
+		Off:             map[string]*bool{},
+		Addrs:           map[string]*string{},
 	}
 }
 
-// validate names every problem of cfg at once.
+// validate names every problem of the flags at once, in the flags' words.
 func (cfg *serveConfig) validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -84,14 +87,20 @@ func (cfg *serveConfig) validate() error {
 	} else if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		add("bad HTTP address %q: %v", cfg.HTTPAddr, err)
 	}
-	if cfg.DBPath == "" {
+	if !slices.Contains(core.StoreDrivers(), cfg.Store) {
+		add("unknown store %q (registered: %s)", cfg.Store, strings.Join(core.StoreDrivers(), ", "))
+	}
+	if cfg.Store != "sqlite" && cfg.DSN == "" {
+		add("--store %s needs --dsn", cfg.Store)
+	}
+	if cfg.DSN == "" && cfg.DBPath == "" {
 		add("the database path is empty")
 	}
 	seen := map[string]bool{}
 	for _, k := range cfg.Kinds {
 		switch {
-		case slices.Contains(reservedKinds, k):
-			add("kind %q is reserved by the REST contract", k)
+		case core.ReservedKind(k):
+			add("kind %q is reserved (a route of the server)", k)
 		case core.CheckKind(k) != nil:
 			add("bad kind %q: %v", k, core.CheckKind(k))
 		case seen[k]:
@@ -113,8 +122,20 @@ func (cfg *serveConfig) validate() error {
 			add("scope for kind %q: bad field %q: %v", kind, field, core.CheckFieldName(field))
 		}
 	}
-	if len(cfg.Scopes) > 0 && cfg.TokensFile == "" && len(cfg.Tokens) == 0 {
+	if len(cfg.Scopes) > 0 && cfg.TokensFile == "" {
 		add("a scope needs authentication: name a tokens file with --tokens")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		add("--tls-cert and --tls-key go together")
+	}
+	off := 0
+	for _, v := range cfg.Off {
+		if *v {
+			off++
+		}
+	}
+	if off > 0 && off == len(server.Transports()) {
+		add("every transport is switched off: nothing to serve")
 	}
 	switch cfg.LogFormat {
 	case "", "text", "json":
@@ -131,6 +152,53 @@ func (cfg *serveConfig) validate() error {
 		add("negative body limit %d", cfg.MaxBody)
 	}
 	return errors.Join(errs...)
+}
+
+// serverConfig translates the flags into the server config offsync.Serve
+// runs, checked as a config file would be.
+func (cfg *serveConfig) serverConfig() (*config.Server, error) {
+	dsn := cfg.DSN
+	if dsn == "" {
+		dsn = cfg.DBPath
+	}
+	sc := &config.Server{Store: config.Store{Driver: cfg.Store, DSN: dsn}}
+	v := &sc.Server
+	v.HTTP = cfg.HTTPAddr
+	v.Kinds = cfg.Kinds
+	if len(cfg.Kinds) == 0 {
+		v.DynamicKinds = dynamicKindPattern
+	}
+	v.TokensFile = cfg.TokensFile
+	v.Scopes = cfg.Scopes
+	v.MaxBody = cfg.MaxBody
+	v.ShutdownTimeout = cfg.ShutdownTimeout
+	v.AllowInsecure = cfg.AllowInsecure
+	if cfg.TLSCert != "" {
+		v.TLS = &config.TLS{Cert: cfg.TLSCert, Key: cfg.TLSKey}
+	}
+	changed := false
+	transports := map[string]config.ServeTransport{}
+	for _, name := range server.Transports() {
+		if off := cfg.Off[name]; off != nil && *off {
+			changed = true
+			continue
+		}
+		var t config.ServeTransport
+		if a := cfg.Addrs[name]; a != nil && *a != "" {
+			t.Addr, changed = *a, true
+		}
+		transports[name] = t
+	}
+	if changed {
+		v.Transports = transports
+	}
+	if err := sc.Check(); err != nil {
+		return nil, err
+	}
+	if _, err := sc.Principals(); err != nil { // a bad tokens file is the user's mistake
+		return nil, err
+	}
+	return sc, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -161,237 +229,14 @@ func (cfg *serveConfig) newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
-// parseTokens reads a tokens file: one "TOKEN PRINCIPAL" pair per line
-// (separated by spaces or tabs; blank lines and lines starting with # are
-// ignored), or a JSON object {"TOKEN": "PRINCIPAL", ...}. A token may appear
-// once; several tokens may map to one principal.
-func parseTokens(data []byte) (map[string]string, error) {
-	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		var m map[string]string
-		if err := dec.Decode(&m); err != nil {
-			return nil, fmt.Errorf("%w: tokens JSON: %v", core.ErrInvalid, err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("%w: tokens JSON: data after the object", core.ErrInvalid)
-		}
-		for tok, p := range m {
-			if tok == "" || p == "" || strings.ContainsAny(tok, " \t\r\n") {
-				return nil, fmt.Errorf("%w: tokens JSON: bad entry %q: %q", core.ErrInvalid, tok, p)
-			}
-		}
-		if len(m) == 0 {
-			return nil, fmt.Errorf("%w: the tokens file holds no token", core.ErrInvalid)
-		}
-		return m, nil
+// runServe serves sc (from the flags or a config file) until ctx is done.
+func runServe(ctx context.Context, sc *config.Server, log *slog.Logger) error {
+	log.Info("offsync serve", "version", moduleVersion(), "protocol", protocolVersion)
+	err := offsync.ServeWith(ctx, sc, &offsync.ServeOptions{Logger: log})
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	m := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("%w: tokens file line %d: want \"TOKEN PRINCIPAL\", got %d fields", core.ErrInvalid, n, len(f))
-		}
-		if _, dup := m[f[0]]; dup {
-			return nil, fmt.Errorf("%w: tokens file line %d: token given twice", core.ErrInvalid, n)
-		}
-		m[f[0]] = f[1]
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: tokens file: %v", core.ErrInvalid, err)
-	}
-	if len(m) == 0 {
-		return nil, fmt.Errorf("%w: the tokens file holds no token", core.ErrInvalid)
-	}
-	return m, nil
-}
-
-// serverOptions turns cfg into the authority's options.
-func (cfg *serveConfig) serverOptions(log *slog.Logger) (*server.Options, error) {
-	opts := &server.Options{Logger: log}
-	if len(cfg.Kinds) == 0 {
-		opts.DynamicKinds = regexp.MustCompile(dynamicKindPattern)
-	}
-	for _, k := range cfg.Kinds {
-		opts.Tables = append(opts.Tables, core.Documents(k))
-	}
-	tokens := map[string]string{}
-	if cfg.TokensFile != "" {
-		data, err := os.ReadFile(cfg.TokensFile)
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %w", err)
-		}
-		tokens, err = parseTokens(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.TokensFile, err)
-		}
-	}
-	for tok, p := range cfg.Tokens {
-		tokens[tok] = p
-	}
-	if len(tokens) > 0 {
-		opts.Authenticate = func(_ context.Context, token string) (core.Principal, error) {
-			if id, ok := tokens[token]; ok && token != "" {
-				return core.Principal{ID: id}, nil
-			}
-			return core.Principal{}, fmt.Errorf("%w: unknown token", core.ErrUnauthorized)
-		}
-	}
-	if len(cfg.Scopes) > 0 {
-		scopes := cfg.Scopes
-		opts.Scope = func(_ context.Context, p core.Principal, kind string) (*core.Filter, error) {
-			field, ok := scopes[kind]
-			if !ok {
-				return nil, nil
-			}
-			return &core.Filter{Field: field, Values: []string{p.ID}}, nil
-		}
-	}
-	return opts, nil
-}
-
-// runServe serves the REST contract until ctx is done, then shuts down:
-// event streams end, requests in flight get ShutdownTimeout to finish, and
-// the store is closed.
-func runServe(ctx context.Context, cfg serveConfig) error {
-	if err := cfg.validate(); err != nil {
-		return usageError{err}
-	}
-	log := cfg.newLogger()
-	opts, err := cfg.serverOptions(log)
-	if err != nil {
-		return usageError{err}
-	}
-	store, err := sqlite.Open(ctx, cfg.DBPath, &sqlite.Options{Synchronous: "FULL"})
-	if err != nil {
-		return fmt.Errorf("open the database %s: %w", cfg.DBPath, err)
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing the database", "db", cfg.DBPath, "err", err)
-		}
-	}()
-	svc, err := server.New(ctx, store, opts)
-	if err != nil {
-		return fmt.Errorf("start the authority: %w", err)
-	}
-	defer svc.Close()
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	// Event streams never go idle: end them when shutdown starts, so that
-	// Shutdown waits only for ordinary requests.
-	streams, endStreams := context.WithCancel(context.Background())
-	defer endStreams()
-	handler := rest.NewHandler(svc, &rest.HandlerOptions{MaxBody: cfg.MaxBody, Logger: log})
-	srv := &http.Server{
-		Handler:           endOnShutdown(streams, accessLog(log, handler)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(endStreams)
-
-	addr := ln.Addr().String()
-	log.Info("listening on "+addr, "addr", addr, "url", "http://"+addr, "db", cfg.DBPath,
-		"version", moduleVersion(), "protocol", protocolVersion)
-	if len(cfg.Kinds) == 0 {
-		log.Info("no --kind named: serving any kind matching "+dynamicKindPattern+" as documents",
-			"pattern", dynamicKindPattern)
-	} else {
-		log.Info("serving kinds", "kinds", strings.Join(cfg.Kinds, ","))
-	}
-	if opts.Authenticate != nil {
-		log.Info("authentication on: requests need a bearer token from the tokens file")
-	} else {
-		log.Warn("authentication off: every caller is anonymous and may read and write everything (use --tokens)")
-	}
-	for kind, field := range cfg.Scopes {
-		log.Info("scope", "kind", kind, "field", field)
-	}
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// endOnShutdown ends /events streams when streams is done.
-func endOnShutdown(streams context.Context, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/events") {
-			ctx, cancel := context.WithCancel(r.Context())
-			defer cancel()
-			stop := context.AfterFunc(streams, cancel)
-			defer stop()
-			r = r.WithContext(ctx)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// statusWriter remembers the status of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush on the real writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush keeps event streams streaming through the wrapper.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// accessLog logs every request at debug level.
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
-	if !log.Enabled(context.Background(), slog.LevelDebug) {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.EscapedPath(),
-			"status", sw.status, "duration", time.Since(start))
-	})
+	return err
 }
 
 // stringMapFlag is a repeatable KEY=VALUE flag.
@@ -429,18 +274,33 @@ func (f stringMapFlag) Set(s string) error {
 
 func (f stringMapFlag) Type() string { return "KIND=FIELD" }
 
-var serveFlags = defaultServeConfig()
+var (
+	serveFlags      = defaultServeConfig()
+	serveConfigPath string
+)
+
+// configExcludes are the flags a server config file replaces.
+var configExcludes = []string{"db", "store", "dsn", "kind", "tokens", "scope", "max-body", "tls-cert", "tls-key", "allow-insecure"}
 
 var serveCmd = &cobra.Command{
 	Use:   "serve",
-	Short: "Run the reference sync server (REST over an embedded SQLite database)",
-	Long: `Run offsync's reference authority: the REST contract of PROTOCOL.md (pull, push,
-batch, server-sent events, /health) over an embedded SQLite database, durable on
-every commit (synchronous=FULL).
+	Short: "Run the reference sync server (every wire form over SQLite or Postgres)",
+	Long: `Run offsync's reference authority over a store — embedded SQLite by default
+(durable on every commit, synchronous=FULL), or Postgres — and serve it in every
+wire form the binary has: REST (with batch, server-sent events and /health),
+WebSocket (/ws), GraphQL (/graphql) on the HTTP listener, gRPC on its own.
+docs/protocol.md is the wire contract; GET /health lists what is served where.
+
+Flags and a server config (--config, docs/config.md) are two ways to say the
+same thing: the flags are translated into a config and served the same way.
 
 Kinds: every --kind is served as a document kind (records are JSON objects).
 With no --kind, any kind matching ` + dynamicKindPattern + ` is served and created
-on first use.
+on first write.
+
+Transports: all are served by default; --no-NAME switches one off, and a
+transport with its own listener takes its address from --NAME ADDR (gRPC:
+the HTTP port plus one by default).
 
 Authentication: --tokens FILE names a file of bearer tokens, one per line:
 
@@ -452,41 +312,102 @@ Authentication: --tokens FILE names a file of bearer tokens, one per line:
 anonymous. --scope KIND=FIELD limits each principal to the records of KIND whose
 FIELD is its principal ID; new records get FIELD set to the caller's ID.
 
-The server stops on SIGINT or SIGTERM: event streams end, requests in flight
-get --shutdown-timeout to finish, and the database is closed.`,
+TLS: --tls-cert and --tls-key serve every listener over TLS. Without TLS the
+server listens only on loopback addresses, unless --allow-insecure (behind a
+proxy that terminates TLS).
+
+The server stops on SIGINT or SIGTERM: streams end, requests in flight get
+--shutdown-timeout to finish, and the store is closed.`,
 	Example: `  # Start on a fresh directory, then check it answers:
   offsync serve
   curl localhost:8080/health
 
-  # Two kinds, tokens, and notes private to their owner:
-  offsync serve --db /var/lib/offsync/app.db --http 0.0.0.0:8080 \
+  # Postgres, two kinds, tokens, notes private to their owner, over TLS:
+  offsync serve --store postgres --dsn "$DATABASE_URL" --http 0.0.0.0:8443 \
+      --tls-cert cert.pem --tls-key key.pem \
       --kind note --kind task --tokens tokens.txt --scope note=owner
 
-  # A free port (logged as "listening on ADDR") and JSON logs:
-  offsync serve --http 127.0.0.1:0 --log-format json`,
+  # A free port (logged as "listening on ADDR"), REST only, JSON logs:
+  offsync serve --http 127.0.0.1:0 --no-websocket --no-graphql --no-grpc --log-format json
+
+  # Compose the server from a config file (store, kinds, tokens, transports):
+  offsync serve --config server.yaml`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		f := serveFlags
+		f.LogOutput = cmd.ErrOrStderr()
+		var sc *config.Server
+		if serveConfigPath != "" {
+			var clash []string
+			for _, name := range configExcludes {
+				if cmd.Flags().Changed(name) {
+					clash = append(clash, "--"+name)
+				}
+			}
+			for _, name := range server.Transports() {
+				if cmd.Flags().Changed("no-"+name) || cmd.Flags().Changed(name) {
+					clash = append(clash, "--no-"+name+"/--"+name)
+				}
+			}
+			if len(clash) > 0 {
+				return usageErrorf("--config excludes %s: set them in the config", strings.Join(clash, ", "))
+			}
+			cfg, err := config.LoadServer(serveConfigPath)
+			if err != nil {
+				return usageError{err}
+			}
+			if cmd.Flags().Changed("http") {
+				cfg.Server.HTTP = f.HTTPAddr
+			}
+			if cmd.Flags().Changed("shutdown-timeout") {
+				cfg.Server.ShutdownTimeout = f.ShutdownTimeout
+			}
+			sc = cfg
+			f.Kinds, f.Scopes, f.TokensFile = nil, nil, ""
+			if err := f.validate(); err != nil {
+				return usageError{err}
+			}
+		} else {
+			if err := f.validate(); err != nil {
+				return usageError{err}
+			}
+			var err error
+			if sc, err = f.serverConfig(); err != nil {
+				return usageError{err}
+			}
+		}
+		ctx, stop := signalContext(cmd)
 		defer stop()
-		cfg := serveFlags
-		cfg.LogOutput = cmd.ErrOrStderr()
-		return runServe(ctx, cfg)
+		return runServe(ctx, sc, f.newLogger())
 	},
 }
 
 func init() {
 	f := serveCmd.Flags()
 	c := &serveFlags
-	f.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "REST listen address (port 0 picks a free port)")
-	f.StringVar(&c.DBPath, "db", c.DBPath, "SQLite database file, created when missing")
+	f.StringVarP(&serveConfigPath, "config", "c", "", "server config file (YAML, docs/config.md); excludes the store, kind, token, scope, TLS and transport flags")
+	f.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address of REST, WebSocket and GraphQL (port 0 picks a free port)")
+	f.StringVar(&c.Store, "store", c.Store, "store driver: sqlite or postgres")
+	f.StringVar(&c.DSN, "dsn", "", "what the store opens: a file or file: URI for sqlite (default: --db), a postgres:// URL for postgres")
+	f.StringVar(&c.DBPath, "db", c.DBPath, "SQLite database file, created when missing (same as --dsn for sqlite)")
 	f.StringArrayVar(&c.Kinds, "kind", nil, "a document kind to serve (repeatable; none: any kind matching "+dynamicKindPattern+")")
 	f.StringVar(&c.TokensFile, "tokens", "", `file of bearer tokens, "TOKEN PRINCIPAL" per line (none: no authentication)`)
 	f.Var(stringMapFlag{m: &c.Scopes, name: "scope"}, "scope", "limit KIND to the records whose FIELD is the caller's principal ID (repeatable; needs --tokens)")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener; needs --tls-key")
+	f.StringVar(&c.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.BoolVar(&c.AllowInsecure, "allow-insecure", false, "listen on a non-loopback address without TLS (behind a TLS-terminating proxy)")
+	for _, name := range server.Transports() {
+		c.Off[name] = f.Bool("no-"+name, false, "do not serve the "+name+" transport")
+		if d, err := server.LookupTransport(name); err == nil && d.OwnsListener() {
+			c.Addrs[name] = f.String(name, "", name+" listen address (default: the HTTP port plus one)")
+		}
+	}
 	f.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
-	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug (logs every request), info, warn or error")
+	f.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may run on shutdown")
-	f.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest request body in bytes (larger is 413)")
+	f.Int64Var(&c.MaxBody, "max-body", c.MaxBody, "largest request body or message in bytes (larger is 413)")
 	_ = serveCmd.MarkFlagFilename("db", "db", "sqlite", "sqlite3")
 	_ = serveCmd.MarkFlagFilename("tokens")
+	_ = serveCmd.MarkFlagFilename("config", "yaml", "yml")
 	rootCmd.AddCommand(serveCmd)
 }

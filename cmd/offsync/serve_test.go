@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/offsync/offsync/core"
 )
 
 // call sends one request to a running server and returns the status and
@@ -319,32 +318,8 @@ func TestServeFailures(t *testing.T) {
 		t.Fatalf("port in use: exit %d\n%s", code, stderr)
 	}
 	_, stderr, code = runCLI(t, "serve", "--db", filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"))
-	if code != 1 || !strings.Contains(stderr, "open the database") {
+	if code != 1 || !strings.Contains(stderr, "open the sqlite store") {
 		t.Fatalf("unreachable database: exit %d\n%s", code, stderr)
-	}
-}
-
-func TestParseTokens(t *testing.T) {
-	good := map[string]map[string]string{
-		"a alice\n# c\n\n  b\tbob  \n": {"a": "alice", "b": "bob"},
-		"a alice\nb alice":             {"a": "alice", "b": "alice"},
-		` {"a":"alice","b":"bob"} `:    {"a": "alice", "b": "bob"},
-	}
-	for in, want := range good {
-		got, err := parseTokens([]byte(in))
-		if err != nil || len(got) != len(want) {
-			t.Fatalf("%q: %v %v", in, got, err)
-		}
-		for k, v := range want {
-			if got[k] != v {
-				t.Fatalf("%q: %q → %q, want %q", in, k, got[k], v)
-			}
-		}
-	}
-	for _, in := range []string{"", "# only a comment\n", "a\n", "a b c\n", "a x\na y\n", `{"a":1}`, `{"a":"x"} {}`, `{}`, `{"":"x"}`, `{"a b":"x"}`, `{"a":""}`} {
-		if _, err := parseTokens([]byte(in)); !errors.Is(err, core.ErrInvalid) {
-			t.Fatalf("%q: %v, want ErrInvalid", in, err)
-		}
 	}
 }
 

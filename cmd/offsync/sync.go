@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -261,56 +260,4 @@ func init() {
 	addConfigFlag(syncCmd)
 	syncCmd.Flags().StringArrayVar(&syncKinds, "kind", nil, "sync only this kind (repeatable; default: every kind)")
 	rootCmd.AddCommand(syncCmd)
-	addServeConfigFlag()
-}
-
-// serveConfigPath is serve's --config flag.
-var serveConfigPath string
-
-// addServeConfigFlag gives serve a --config flag: the server is then
-// composed from a server config (offsync.Serve), with --http, --log-format
-// and --log-level still applying.
-func addServeConfigFlag() {
-	f := serveCmd.Flags()
-	f.StringVarP(&serveConfigPath, "config", "c", "", "server config file (YAML); excludes --db, --kind, --tokens, --scope and --max-body")
-	_ = serveCmd.MarkFlagFilename("config", "yaml", "yml")
-	serveCmd.Example += `
-
-  # Compose the server from a config file (store, kinds, tokens, scope):
-  offsync serve --config server.yaml`
-	fromFlags := serveCmd.RunE
-	serveCmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if serveConfigPath == "" {
-			return fromFlags(cmd, args)
-		}
-		var clash []string
-		for _, name := range []string{"db", "kind", "tokens", "scope", "max-body"} {
-			if cmd.Flags().Changed(name) {
-				clash = append(clash, "--"+name)
-			}
-		}
-		if len(clash) > 0 {
-			return usageErrorf("--config excludes %s: set them in the config", strings.Join(clash, ", "))
-		}
-		cfg, err := config.LoadServer(serveConfigPath)
-		if err != nil {
-			return usageError{err}
-		}
-		if cmd.Flags().Changed("http") {
-			cfg.Server.HTTP = serveFlags.HTTPAddr
-		}
-		logCfg := serveFlags
-		logCfg.LogOutput = cmd.ErrOrStderr()
-		if err := logCfg.validate(); err != nil {
-			return usageError{err}
-		}
-		slog.SetDefault(logCfg.newLogger())
-		ctx, stop := signalContext(cmd)
-		defer stop()
-		err = offsync.Serve(ctx, cfg)
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
-		return err
-	}
 }
