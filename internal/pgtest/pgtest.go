@@ -279,7 +279,7 @@ func NewCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	c, err := p.start()
+	c, err := p.start(nil)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -296,10 +296,12 @@ var sharedCluster = sync.OnceValues(func() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.start()
+	return p.start(nil)
 })
 
-func (p *proc) start() (*Cluster, error) {
+// start starts a cluster from the template with serverSettings, then
+// settings (pairs of "-c", "name=value"; later ones win).
+func (p *proc) start(settings []string) (*Cluster, error) {
 	dir := filepath.Join(p.root, fmt.Sprintf("c%d", p.seq.Add(1)))
 	c := &Cluster{p: p, dir: dir, data: filepath.Join(dir, "data")}
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -319,7 +321,7 @@ func (p *proc) start() (*Cluster, error) {
 		if c.port, err = freePort(); err != nil {
 			break
 		}
-		opts := append([]string{"-p", strconv.Itoa(c.port), "-k", dir}, serverSettings...)
+		opts := append(append([]string{"-p", strconv.Itoa(c.port), "-k", dir}, serverSettings...), settings...)
 		err = p.env.run(ctx, "pg_ctl", "-D", c.data, "-l", filepath.Join(dir, "log"), "-w", "-t", "120",
 			"-o", strings.Join(opts, " "), "start")
 		if err == nil {
