@@ -2,6 +2,7 @@ package graphql_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // harness runs the transport suite on the GraphQL pair: the authority
 // behind the "graphql" half (opened by its registered name) on 127.0.0.1:0,
 // and a gql.Client whose requests and socket dials go through the suite's
-// HTTP fault injector.
+// HTTP fault injector, over connections through its connection wrapper.
 type harness struct{}
 
 func (harness) NewStore(t *testing.T) core.Store {
@@ -30,7 +31,17 @@ func (harness) NewStore(t *testing.T) core.Store {
 
 func (harness) NewClient(t *testing.T, authority core.Transport, o transporttest.ClientOptions) core.Transport {
 	l := serve(t, authority)
-	var rt http.RoundTripper = &http.Transport{}
+	tr := &http.Transport{}
+	if o.WrapConn != nil {
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return o.WrapConn(c), nil
+		}
+	}
+	var rt http.RoundTripper = tr
 	if o.WrapHTTP != nil {
 		rt = o.WrapHTTP(rt)
 	}
@@ -38,7 +49,7 @@ func (harness) NewClient(t *testing.T, authority core.Transport, o transporttest
 }
 
 func (harness) Features() transporttest.Features {
-	return transporttest.Features{Realtime: true, Batch: true, Getter: true, HTTP: true}
+	return transporttest.Features{Realtime: true, Batch: true, Getter: true, HTTP: true, Conn: true}
 }
 
 func TestTransportConformance(t *testing.T) { transporttest.Run(t, harness{}) }
