@@ -1,6 +1,7 @@
-// Package defects wraps a correct REST handler (rest.NewHandler) with the
-// defects docs/protocol.md warns against, so that conformance checkers can be
-// shown to catch them. It is for tests: never serve these.
+// Package defects wraps a correct REST handler (rest.NewHandler), or a
+// correct client transport, with the defects docs/protocol.md warns against,
+// so that conformance checkers can be shown to catch them. It is for tests:
+// never serve or sync through these.
 package defects
 
 import (
