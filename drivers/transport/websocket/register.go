@@ -1,0 +1,75 @@
+package websocket
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
+)
+
+func init() {
+	core.RegisterTransport("websocket", open)
+	server.RegisterTransport("websocket", server.TransportDriver{Open: openServer, Path: "/ws", Rank: 10})
+}
+
+// open is the "websocket" client opener: ws://host:port/ws or wss://...,
+// with the options "token" (a static bearer token) and "timeout" (a
+// duration string such as "10s", or a number of seconds).
+func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return nil, fmt.Errorf("websocket: %w: url %q must be ws(s)://host[:port]/path (e.g. ws://127.0.0.1:8080/ws)", core.ErrInvalid, rawURL)
+	}
+	var o Options
+	for k, v := range opts {
+		switch k {
+		case "token":
+			tok, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("websocket: %w: option token must be a string, got %T", core.ErrInvalid, v)
+			}
+			o.Token = wire.StaticToken(tok)
+		case "timeout":
+			d, err := duration(v)
+			if err != nil {
+				return nil, fmt.Errorf("websocket: option timeout: %w", err)
+			}
+			o.Timeout = d
+		default:
+			return nil, fmt.Errorf("websocket: %w: unknown option %q (known: token, timeout)", core.ErrInvalid, k)
+		}
+	}
+	return NewClient(rawURL, &o), nil
+}
+
+func duration(v any) (time.Duration, error) {
+	var d time.Duration
+	switch x := v.(type) {
+	case time.Duration:
+		d = x
+	case string:
+		p, err := time.ParseDuration(x)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", core.ErrInvalid, err)
+		}
+		d = p
+	case int:
+		d = time.Duration(x) * time.Second
+	case int64:
+		d = time.Duration(x) * time.Second
+	case uint64:
+		d = time.Duration(x) * time.Second
+	case float64:
+		d = time.Duration(x * float64(time.Second))
+	default:
+		return 0, fmt.Errorf("%w: want a duration like \"10s\" or seconds, got %T", core.ErrInvalid, v)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%w: must be positive, got %v", core.ErrInvalid, d)
+	}
+	return d, nil
+}

@@ -1,0 +1,669 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	ws "github.com/coder/websocket"
+
+	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
+)
+
+// Server is the server half: an http.Handler that upgrades GET requests to
+// sockets speaking offsync.v1 and serves every call of one authority on
+// them. It implements server.HTTPTransport.
+type Server struct {
+	t      core.Transport
+	auth   bool // t authenticates tokens
+	sub    core.Subscriber
+	getter core.Getter
+	lim    server.Limits
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	sockets map[*socket]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+var _ server.HTTPTransport = (*Server)(nil)
+
+// NewServer returns the server half over t with the given edge limits (zero
+// fields take server's defaults). A nil logger discards.
+func NewServer(t core.Transport, lim server.Limits, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{t: t, lim: lim.WithDefaults(), log: log, sockets: map[*socket]struct{}{}}
+	_, s.auth = t.(core.Authenticator)
+	s.sub, _ = t.(core.Subscriber)
+	s.getter, _ = t.(core.Getter)
+	return s
+}
+
+// openServer is the registered opener of the "websocket" half. It has no
+// options of its own.
+func openServer(_ context.Context, t core.Transport, cfg server.TransportConfig) (server.TransportServer, error) {
+	if len(cfg.Options) > 0 {
+		keys := make([]string, 0, len(cfg.Options))
+		for k := range cfg.Options {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("websocket: %w: unknown option(s) %s (the websocket half has none; its limits are the shared limits)",
+			core.ErrInvalid, strings.Join(keys, ", "))
+	}
+	return NewServer(t, cfg.Limits, cfg.Logger), nil
+}
+
+// Shutdown closes every socket with 1001 (going away) and waits for their
+// handlers until ctx is done. New sockets are refused from then on.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	socks := make([]*socket, 0, len(s.sockets))
+	for so := range s.sockets {
+		socks = append(socks, so)
+	}
+	s.mu.Unlock()
+	for _, so := range socks {
+		so.closeWith(ws.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, so := range socks {
+			so.c.CloseNow()
+		}
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP upgrades the request and serves the socket until it closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" && r.URL.Path != "" {
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	authz := r.Header.Values("Authorization")
+	c, err := ws.Accept(w, r, &ws.AcceptOptions{Subprotocols: []string{Subprotocol}, InsecureSkipVerify: true})
+	if err != nil {
+		s.log.DebugContext(r.Context(), "websocket: handshake refused", "err", err)
+		return
+	}
+	if c.Subprotocol() != Subprotocol {
+		c.Close(ws.StatusPolicyViolation, "the subprotocol must be "+Subprotocol)
+		return
+	}
+	c.SetReadLimit(s.lim.MaxMessage)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	so := &socket{srv: s, c: c, ctx: ctx, cancel: cancel,
+		send: make(chan []byte, s.lim.SendQueue), done: make(chan struct{}),
+		subs: map[int64]context.CancelFunc{}, authCtx: ctx}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close(ws.StatusGoingAway, "server shutting down")
+		cancel()
+		return
+	}
+	s.sockets[so] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sockets, so)
+		s.mu.Unlock()
+	}()
+	so.serve(authz)
+}
+
+// socket is one client connection.
+type socket struct {
+	srv    *Server
+	c      *ws.Conn
+	ctx    context.Context // ends when the socket closes
+	cancel context.CancelFunc
+	send   chan []byte // the bounded send queue
+	done   chan struct{}
+
+	bg sync.WaitGroup // writer, heartbeat, closer, requests, forwarders
+
+	mu       sync.Mutex
+	closed   bool
+	authed   bool
+	token    string
+	authCtx  context.Context // ctx with the principal of token
+	lastID   int64
+	inflight int
+	subs     map[int64]context.CancelFunc
+}
+
+// closeWith ends the socket with code: queued frames are dropped, the
+// close frame goes after the frame being written, and the connection is cut
+// if the close handshake has not ended within a heartbeat (a peer that does
+// not read).
+func (so *socket) closeWith(code ws.StatusCode, reason string) {
+	so.mu.Lock()
+	if so.closed {
+		so.mu.Unlock()
+		return
+	}
+	so.closed = true
+	so.bg.Add(1) // under mu: before serve's final Wait
+	so.mu.Unlock()
+	so.srv.log.Debug("websocket: closing a socket", "code", int(code), "reason", reason)
+	go func() {
+		defer so.bg.Done()
+		t := time.AfterFunc(so.srv.lim.Heartbeat, func() { so.c.CloseNow() })
+		defer t.Stop()
+		so.c.Close(code, reason)
+	}()
+	so.cancel()
+}
+
+// isClosed reports whether a close was decided.
+func (so *socket) isClosed() bool {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	return so.closed
+}
+
+// enqueue puts a frame on the send queue; a full queue means the peer does
+// not read fast enough: the socket is closed with 1008 rather than buffered
+// for.
+func (so *socket) enqueue(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		so.srv.log.Error("websocket: encoding a frame", "err", err)
+		so.closeWith(ws.StatusInternalError, "encoding a frame failed")
+		return
+	}
+	so.mu.Lock()
+	if so.closed {
+		so.mu.Unlock()
+		return
+	}
+	select {
+	case so.send <- b:
+		so.mu.Unlock()
+		return
+	default:
+	}
+	so.mu.Unlock()
+	so.srv.log.Warn("websocket: the client does not read fast enough; closing with 1008", "queue", cap(so.send))
+	so.closeWith(ws.StatusPolicyViolation, "send queue full: the client reads too slowly")
+}
+
+// writer sends queued frames until the socket ends. A write is not cut by
+// the socket's end (that would lose the close frame behind it) but by its
+// own deadline of two heartbeats.
+func (so *socket) writer() {
+	for {
+		select {
+		case <-so.ctx.Done():
+			return
+		case b := <-so.send:
+			wctx, cancel := context.WithTimeout(context.Background(), 2*so.srv.lim.Heartbeat)
+			err := so.c.Write(wctx, ws.MessageText, b)
+			cancel()
+			if err != nil {
+				so.closeWith(ws.StatusGoingAway, "write failed")
+				return
+			}
+		}
+	}
+}
+
+// heartbeat pings the peer every period; a peer that does not answer
+// within a period is gone.
+func (so *socket) heartbeat() {
+	hb := time.NewTicker(so.srv.lim.Heartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case <-so.ctx.Done():
+			return
+		case <-hb.C:
+		}
+		pctx, cancel := context.WithTimeout(context.Background(), so.srv.lim.Heartbeat)
+		err := so.c.Ping(pctx)
+		cancel()
+		if err != nil {
+			if so.ctx.Err() == nil {
+				so.srv.log.Debug("websocket: heartbeat missed; closing", "err", err)
+				so.closeWith(ws.StatusGoingAway, "heartbeat missed")
+			}
+			return
+		}
+	}
+}
+
+func (so *socket) serve(authz []string) {
+	defer close(so.done)
+	defer so.bg.Wait()
+	defer so.cancel()
+
+	lim := so.srv.lim
+	hello := serverFrame{T: tHello, Protocol: protocolVersion, MaxMessage: lim.MaxMessage,
+		MaxInFlight: lim.MaxInFlight, Heartbeat: lim.Heartbeat.Milliseconds()}
+	if b, ok := so.srv.t.(core.Batcher); ok {
+		if bl, err := b.BatchLimits(so.ctx); err == nil {
+			hello.MaxBatch, hello.MaxLimit = bl.MaxOps, bl.MaxLimit
+		}
+	}
+	// Authentication: the handshake's header, else (when the authority
+	// authenticates and refuses an anonymous caller) an auth frame within
+	// AuthTimeout.
+	var authErr error
+	switch {
+	case !so.srv.auth:
+		so.authed = true
+	case len(authz) > 0:
+		tok, err := wire.ParseBearer(authz)
+		if err == nil {
+			err = so.authenticate(tok)
+		}
+		authErr = err
+	case so.authenticate("") == nil:
+		// The authority welcomes anonymous callers: an auth frame may
+		// still name someone later.
+	default:
+		hello.Auth = true
+		t := time.AfterFunc(lim.AuthTimeout, func() {
+			so.mu.Lock()
+			authed := so.authed
+			so.mu.Unlock()
+			if !authed {
+				so.closeWith(CloseUnauthorized, "no auth frame within the deadline")
+			}
+		})
+		defer t.Stop()
+	}
+	// The hello goes first, before the writer starts.
+	b, err := json.Marshal(hello)
+	if err == nil {
+		wctx, cancel := context.WithTimeout(context.Background(), 2*lim.Heartbeat)
+		err = so.c.Write(wctx, ws.MessageText, b)
+		cancel()
+	}
+	if err != nil {
+		so.c.CloseNow()
+		return
+	}
+	so.bg.Add(2)
+	go func() { defer so.bg.Done(); so.writer() }()
+	go func() { defer so.bg.Done(); so.heartbeat() }()
+	if authErr != nil {
+		so.refuse(authErr)
+	}
+	// The read loop runs until the connection ends; after a close was
+	// decided it only drains, so that the close handshake completes. It
+	// reads without a context: a cancelled read would cut the connection.
+	for {
+		typ, data, err := so.c.Read(context.Background())
+		if err != nil {
+			if errors.Is(err, ws.ErrMessageTooBig) {
+				so.closeWith(ws.StatusMessageTooBig, "message over maxMessage")
+			} else {
+				so.closeWith(ws.StatusNormalClosure, "")
+			}
+			return
+		}
+		if so.isClosed() {
+			continue
+		}
+		if typ != ws.MessageText {
+			so.closeWith(ws.StatusUnsupportedData, "frames are JSON text messages")
+			continue
+		}
+		so.handle(data)
+	}
+}
+
+// authenticate checks tok with the authority and, when accepted, makes it
+// the socket's token.
+func (so *socket) authenticate(tok string) error {
+	ctx, err := server.Authenticate(so.ctx, so.srv.t, tok)
+	if err != nil {
+		return err
+	}
+	so.mu.Lock()
+	so.authed, so.token, so.authCtx = true, tok, ctx
+	so.mu.Unlock()
+	return nil
+}
+
+// refuse closes the socket for an authentication failure: 4001 for a
+// refused token; an authenticator that cannot answer now is 1013 (try
+// again later).
+func (so *socket) refuse(err error) {
+	if errors.Is(err, core.ErrUnavailable) {
+		so.closeWith(ws.StatusTryAgainLater, "the authenticator is unavailable")
+		return
+	}
+	so.closeWith(CloseUnauthorized, "unauthorized")
+}
+
+// handle serves one frame.
+func (so *socket) handle(data []byte) {
+	data = bytes.TrimSpace(data)
+	if !json.Valid(data) {
+		so.closeWith(ws.StatusInvalidFramePayloadData, "malformed JSON")
+		return
+	}
+	if len(data) == 0 || data[0] != '{' {
+		so.closeWith(ws.StatusInvalidFramePayloadData, "a frame must be a JSON object")
+		return
+	}
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		var idOnly struct {
+			ID int64 `json:"id"`
+		}
+		_ = json.Unmarshal(data, &idOnly)
+		so.enqueue(errorFrame(idOnly.ID, fmt.Errorf("%w: %v", core.ErrInvalid, err)))
+		return
+	}
+	if f.ID == nil {
+		so.enqueue(errorFrame(0, fmt.Errorf("%w: the frame has no id", core.ErrInvalid)))
+		return
+	}
+	id := *f.ID
+	switch f.T {
+	case tAuth, tPull, tPush, tGet, tSub, tUnsub, tPing:
+	default:
+		so.enqueue(errorFrame(id, fmt.Errorf("%w: unknown frame type %q", core.ErrInvalid, f.T)))
+		return
+	}
+	so.mu.Lock()
+	if id <= so.lastID {
+		last := so.lastID
+		so.mu.Unlock()
+		so.enqueue(errorFrame(id, fmt.Errorf("%w: id %d is not above the previous request's (%d): ids increase on a socket", core.ErrInvalid, id, last)))
+		return
+	}
+	so.lastID = id
+	authed := so.authed
+	so.mu.Unlock()
+
+	switch f.T {
+	case tPing:
+		so.enqueue(serverFrame{T: tPong, ID: id})
+		return
+	case tAuth:
+		if err := so.authenticate(f.Token); err != nil {
+			so.refuse(err)
+			return
+		}
+		so.enqueue(serverFrame{T: tOK, ID: id})
+		return
+	}
+	if !authed {
+		so.enqueue(errorFrame(id, fmt.Errorf("%w: send an auth frame first", core.ErrUnauthorized)))
+		return
+	}
+	if f.T == tUnsub {
+		so.mu.Lock()
+		cancel, ok := so.subs[f.Sub]
+		delete(so.subs, f.Sub)
+		so.mu.Unlock()
+		if !ok {
+			so.enqueue(errorFrame(id, fmt.Errorf("%w: no subscription %d", core.ErrNotFound, f.Sub)))
+			return
+		}
+		cancel()
+		so.enqueue(serverFrame{T: tOK, ID: id})
+		return
+	}
+	so.mu.Lock()
+	if so.inflight >= so.srv.lim.MaxInFlight {
+		so.mu.Unlock()
+		so.enqueue(serverFrame{T: tError, ID: id, Status: http.StatusTooManyRequests, Error: wire.CodeRateLimited,
+			Message: fmt.Sprintf("more than %d requests in flight on this socket", so.srv.lim.MaxInFlight), RetryAfter: 1})
+		return
+	}
+	so.inflight++
+	so.bg.Add(1)
+	so.mu.Unlock()
+	go func() {
+		defer func() {
+			so.mu.Lock()
+			so.inflight--
+			so.mu.Unlock()
+			so.bg.Done()
+		}()
+		so.request(id, &f)
+	}()
+}
+
+// request serves one pull, push, get or sub. The token is checked again
+// first, so a token that expired mid-socket closes it with 4001.
+func (so *socket) request(id int64, f *clientFrame) {
+	so.mu.Lock()
+	tok := so.token
+	so.mu.Unlock()
+	ctx, err := server.Authenticate(so.ctx, so.srv.t, tok)
+	if err != nil {
+		if errors.Is(err, core.ErrUnavailable) {
+			so.enqueue(errorFrame(id, err))
+			return
+		}
+		so.refuse(err)
+		return
+	}
+	switch f.T {
+	case tPull:
+		so.pull(ctx, id, f)
+	case tPush:
+		so.push(ctx, id, f)
+	case tGet:
+		so.get(ctx, id, f)
+	case tSub:
+		so.subscribe(ctx, id, f)
+	}
+}
+
+func (so *socket) pull(ctx context.Context, id int64, f *clientFrame) {
+	req := core.PullRequest{Kind: f.Kind, PageToken: f.PageToken}
+	if f.Kind == "" {
+		so.enqueue(errorFrame(id, fmt.Errorf("%w: pull needs a kind", core.ErrInvalid)))
+		return
+	}
+	if f.Limit != nil {
+		if *f.Limit <= 0 {
+			so.enqueue(errorFrame(id, fmt.Errorf("%w: limit must be positive", core.ErrInvalid)))
+			return
+		}
+		req.Limit = *f.Limit
+	}
+	if f.After != nil && f.PageToken == "" {
+		t, err := core.ParseTime(f.After.UpdatedAt)
+		if err != nil {
+			so.enqueue(errorFrame(id, fmt.Errorf("after.updated_at: %w", err)))
+			return
+		}
+		req.After = core.Cursor{UpdatedAt: t, ID: f.After.ID}
+	}
+	page, err := so.srv.t.Pull(ctx, req)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
+	}
+	out := serverFrame{T: tPage, ID: id, Items: make([]json.RawMessage, len(page.Records)), NextPageToken: new(string)}
+	*out.NextPageToken = page.NextPageToken
+	if page.NextPageToken == "" {
+		out.NextPageToken = nil
+	}
+	if page.Remaining >= 0 {
+		out.Remaining = &page.Remaining
+	}
+	for i := range page.Records {
+		if out.Items[i], err = encodeRecord(&page.Records[i]); err != nil {
+			so.enqueue(errorFrame(id, err))
+			return
+		}
+	}
+	so.enqueue(pageFrame(out))
+}
+
+// pageFrame keeps "items" (and a null "nextPageToken") in a page even when
+// empty.
+type pageFrame serverFrame
+
+func (p pageFrame) MarshalJSON() ([]byte, error) {
+	items := p.Items
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	return json.Marshal(struct {
+		T             string            `json:"t"`
+		ID            int64             `json:"id"`
+		Items         []json.RawMessage `json:"items"`
+		NextPageToken *string           `json:"nextPageToken"`
+		Remaining     *int64            `json:"remaining,omitempty"`
+	}{p.T, p.ID, items, p.NextPageToken, p.Remaining})
+}
+
+func (so *socket) push(ctx context.Context, id int64, f *clientFrame) {
+	maxOps := 0
+	if b, ok := so.srv.t.(core.Batcher); ok {
+		if bl, err := b.BatchLimits(ctx); err == nil {
+			maxOps = bl.MaxOps
+		}
+	}
+	ops, err := decodeOps(f.Ops, maxOps)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
+	}
+	var res []core.PushResult
+	if len(ops) > 0 {
+		res, err = so.srv.t.Push(ctx, ops)
+		if len(ops) == 1 && errors.Is(err, core.ErrUnknownKind) {
+			// A lone op of an unknown kind is the op's own permanent
+			// rejection, as inside a larger batch (and as REST's /batch).
+			res, err = []core.PushResult{{OpID: ops[0].OpID, Status: core.StatusRejected, Permanent: true, Reason: err.Error()}}, nil
+		}
+		if err == nil && len(res) != len(ops) {
+			err = fmt.Errorf("websocket: the authority answered %d results for %d ops", len(res), len(ops))
+		}
+		if err != nil {
+			so.enqueue(errorFrame(id, err))
+			return
+		}
+	}
+	out := serverFrame{T: tResults, ID: id, Results: make([]wireResult, len(res))}
+	for i := range res {
+		if out.Results[i], err = encodeResult(&ops[i], &res[i]); err != nil {
+			so.enqueue(errorFrame(id, err))
+			return
+		}
+	}
+	so.enqueue(resultsFrame(out))
+}
+
+// resultsFrame keeps "results" in an answer even when empty.
+type resultsFrame serverFrame
+
+func (r resultsFrame) MarshalJSON() ([]byte, error) {
+	res := r.Results
+	if res == nil {
+		res = []wireResult{}
+	}
+	return json.Marshal(struct {
+		T       string       `json:"t"`
+		ID      int64        `json:"id"`
+		Results []wireResult `json:"results"`
+	}{r.T, r.ID, res})
+}
+
+func (so *socket) get(ctx context.Context, id int64, f *clientFrame) {
+	if so.srv.getter == nil {
+		so.enqueue(serverFrame{T: tError, ID: id, Status: http.StatusNotImplemented, Error: wire.CodeNotImplemented,
+			Message: "this authority does not fetch single records"})
+		return
+	}
+	if f.Kind == "" || f.RID == "" {
+		so.enqueue(errorFrame(id, fmt.Errorf("%w: get needs a kind and a rid", core.ErrInvalid)))
+		return
+	}
+	rec, err := so.srv.getter.Get(ctx, f.Kind, f.RID)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
+	}
+	b, err := encodeRecord(&rec)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
+	}
+	so.enqueue(serverFrame{T: tRecord, ID: id, Record: b})
+}
+
+// subscribe makes the subscription, acknowledges it once it is in force,
+// and forwards its notices until it ends.
+func (so *socket) subscribe(ctx context.Context, id int64, f *clientFrame) {
+	if so.srv.sub == nil {
+		so.enqueue(serverFrame{T: tError, ID: id, Status: http.StatusNotImplemented, Error: wire.CodeNotImplemented,
+			Message: "this authority does not stream notices"})
+		return
+	}
+	so.mu.Lock()
+	if len(so.subs) >= so.srv.lim.MaxInFlight {
+		so.mu.Unlock()
+		so.enqueue(serverFrame{T: tError, ID: id, Status: http.StatusTooManyRequests, Error: wire.CodeRateLimited,
+			Message: "too many subscriptions on this socket"})
+		return
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	so.subs[id] = cancel
+	so.mu.Unlock()
+	ch, err := so.srv.sub.Subscribe(sctx, f.Kinds)
+	if err != nil {
+		so.mu.Lock()
+		delete(so.subs, id)
+		so.mu.Unlock()
+		cancel()
+		so.enqueue(errorFrame(id, err))
+		return
+	}
+	so.enqueue(serverFrame{T: tOK, ID: id})
+	// The forwarder outlives the request: it no longer counts in flight.
+	so.bg.Add(1)
+	go func() {
+		defer so.bg.Done()
+		defer cancel()
+		for n := range ch {
+			nf := noticeFrame{T: tNotice, Sub: id, Kind: n.Kind, UpdatedAt: core.FormatTime(n.UpdatedAt), ID: n.ID, Gap: n.Gap}
+			so.enqueue(nf)
+		}
+		if sctx.Err() == nil && so.ctx.Err() == nil {
+			// The authority ended the subscription (it is closing).
+			so.closeWith(ws.StatusGoingAway, "the subscription ended")
+		}
+	}()
+}
