@@ -228,10 +228,12 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 		n, err := c.Conn.Read(p)
+		if cut, why, stalled := c.state(); cut {
+			return 0, errCut(why)
+		} else if stalled {
+			continue // a half-open link delivers nothing, its end included
+		}
 		if n == 0 {
-			if cut, why, _ := c.state(); cut {
-				return 0, errCut(why)
-			}
 			return 0, err
 		}
 		c.mu.Lock()
