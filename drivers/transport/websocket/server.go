@@ -368,35 +368,47 @@ func (so *socket) refuse(err error) {
 	so.closeWith(CloseUnauthorized, "unauthorized")
 }
 
-// handle serves one frame.
-func (so *socket) handle(data []byte) {
+// parseFrame decodes one text frame from a client. A frame that is not a
+// JSON object is refused with close code 1007; one that is an object but
+// not a request the protocol knows is an error wrapping core.ErrInvalid,
+// answered for id (0 when the frame has none); otherwise f is the request
+// and id its number.
+func parseFrame(data []byte) (f clientFrame, id int64, closeCode ws.StatusCode, err error) {
 	data = bytes.TrimSpace(data)
 	if !json.Valid(data) {
-		so.closeWith(ws.StatusInvalidFramePayloadData, "malformed JSON")
-		return
+		return f, 0, ws.StatusInvalidFramePayloadData, errors.New("malformed JSON")
 	}
 	if len(data) == 0 || data[0] != '{' {
-		so.closeWith(ws.StatusInvalidFramePayloadData, "a frame must be a JSON object")
-		return
+		return f, 0, ws.StatusInvalidFramePayloadData, errors.New("a frame must be a JSON object")
 	}
-	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		var idOnly struct {
 			ID int64 `json:"id"`
 		}
 		_ = json.Unmarshal(data, &idOnly)
-		so.enqueue(errorFrame(idOnly.ID, fmt.Errorf("%w: %v", core.ErrInvalid, err)))
-		return
+		return f, max(idOnly.ID, 0), 0, fmt.Errorf("%w: %v", core.ErrInvalid, err)
 	}
-	if f.ID == nil {
-		so.enqueue(errorFrame(0, fmt.Errorf("%w: the frame has no id", core.ErrInvalid)))
-		return
+	if f.ID == nil || *f.ID < 1 {
+		return f, 0, 0, fmt.Errorf("%w: a frame needs an id, a positive integer", core.ErrInvalid)
 	}
-	id := *f.ID
+	id = *f.ID
 	switch f.T {
 	case tAuth, tPull, tPush, tGet, tSub, tUnsub, tPing:
 	default:
-		so.enqueue(errorFrame(id, fmt.Errorf("%w: unknown frame type %q", core.ErrInvalid, f.T)))
+		return f, id, 0, fmt.Errorf("%w: unknown frame type %q", core.ErrInvalid, f.T)
+	}
+	return f, id, 0, nil
+}
+
+// handle serves one frame.
+func (so *socket) handle(data []byte) {
+	f, id, closeCode, err := parseFrame(data)
+	if closeCode != 0 {
+		so.closeWith(closeCode, err.Error())
+		return
+	}
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
 		return
 	}
 	so.mu.Lock()

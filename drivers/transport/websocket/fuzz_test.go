@@ -1,0 +1,114 @@
+package websocket
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	ws "github.com/coder/websocket"
+
+	"github.com/offsync/offsync/core"
+)
+
+// FuzzDecodeFrame feeds the server's frame decoder (parseFrame, and
+// decodeOps for pushes) arbitrary bytes. It must never panic; a frame is
+// either refused with 1007, or answered with an error wrapping
+// core.ErrInvalid (or ErrTooLarge for too many ops), or decoded into a
+// request whose ops survive a round trip through their wire form. The
+// corpus in testdata/fuzz/FuzzDecodeFrame is replayed by go test; run it
+// longer with
+//
+//	go test -run XXX -fuzz FuzzDecodeFrame -fuzztime 5m ./drivers/transport/websocket
+func FuzzDecodeFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"t":"ping","id":1}`,
+		`{"t":"pull","id":2,"kind":"todo","limit":10,"after":{"updated_at":"2026-11-24T19:41:55.123456Z","id":"a"}}`,
+		`{"t":"pull","id":3,"kind":"todo","pageToken":"abc"}`,
+		`{"t":"push","id":4,"ops":[{"opId":"o1","kind":"todo","id":"a","type":"upsert","payload":{"title":"x"},"baseUpdatedAt":"2026-11-24T19:41:55.123456Z","force":true}]}`,
+		`{"t":"push","id":5,"ops":[{"opId":"o2","kind":"todo","id":"a","type":"delete"}]}`,
+		`{"t":"get","id":6,"kind":"todo","rid":"a"}`,
+		`{"t":"sub","id":7,"kinds":["todo"]}`,
+		`{"t":"unsub","id":8,"sub":7}`,
+		`{"t":"auth","id":9,"token":"tok"}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o","kind":"todo","id":"x","type":"upsert","payload":[1]}]}`,
+		`[1,2]`, `{"t":"pull"`, `"x"`, `{"id":-1}`, `{"t":"push","id":1e3}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, id, closeCode, err := parseFrame(data)
+		switch {
+		case closeCode != 0:
+			if closeCode != ws.StatusInvalidFramePayloadData || err == nil {
+				t.Fatalf("close code %d (err %v), want 1007 with a reason", closeCode, err)
+			}
+			return
+		case err != nil:
+			if !errors.Is(err, core.ErrInvalid) || id < 0 {
+				t.Fatalf("error %v (id %d) does not wrap core.ErrInvalid", err, id)
+			}
+			return
+		}
+		if id < 1 || fr.ID == nil || *fr.ID != id {
+			t.Fatalf("decoded id %d from a frame whose id is %v", id, fr.ID)
+		}
+		if fr.T != tPush {
+			return
+		}
+		ops, err := decodeOps(fr.Ops, 1000)
+		if err != nil {
+			if !errors.Is(err, core.ErrInvalid) && !errors.Is(err, core.ErrTooLarge) {
+				t.Fatalf("decodeOps error %v wraps neither ErrInvalid nor ErrTooLarge", err)
+			}
+			return
+		}
+		wire := make([]wireOp, len(ops))
+		for i := range ops {
+			op := &ops[i]
+			if op.OpID == "" || op.Kind == "" || op.ID == "" {
+				t.Fatalf("op %d decoded without opId, kind or id: %+v", i, op)
+			}
+			if op.Type == core.OpUpsert {
+				var m map[string]json.RawMessage
+				if json.Unmarshal(op.Payload, &m) != nil || m == nil {
+					t.Fatalf("upsert %d with a payload that is not an object: %q", i, op.Payload)
+				}
+			}
+			wire[i] = encodeOp(op)
+		}
+		b, err := json.Marshal(clientFrame{T: tPush, ID: &id, Ops: wire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr2, _, _, err := parseFrame(b)
+		if err != nil {
+			t.Fatalf("re-encoded frame refused: %v", err)
+		}
+		ops2, err := decodeOps(fr2.Ops, 1000)
+		if err != nil {
+			t.Fatalf("re-encoded ops refused: %v", err)
+		}
+		for i := range ops {
+			a, b := ops[i], ops2[i]
+			if !sameJSON(a.Payload, b.Payload) {
+				t.Fatalf("op %d payload %q became %q", i, a.Payload, b.Payload)
+			}
+			a.Payload, b.Payload = nil, nil
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("op %d changed in a round trip: %+v → %+v", i, a, b)
+			}
+		}
+	})
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
