@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/offsync/offsync"
+	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/conformance/contract/defects"
 	"github.com/offsync/offsync/core"
-	"github.com/offsync/offsync/drivers/store/sqlite"
-	"github.com/offsync/offsync/drivers/transport/rest"
 	"github.com/offsync/offsync/server"
 )
 
@@ -35,32 +35,79 @@ func TestConformanceSkipsScopeWithoutSecondToken(t *testing.T) {
 	}
 }
 
-// defectiveServer serves the reference authority through a defect.
-func defectiveServer(t *testing.T, defect func(http.Handler) http.Handler) string {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "auth.db"), nil)
+// defectiveHalf is the REST server half seen through a defect: a server
+// half of the test's own, registered by name and composed by offsync.Serve
+// like any other, so the checker meets a whole (broken) server.
+type defectiveHalf struct {
+	server.HTTPTransport
+	h http.Handler
+}
+
+func (d defectiveHalf) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.h.ServeHTTP(w, r) }
+
+var defectsByName = map[string]func(http.Handler) http.Handler{
+	"defect_offset_tokens": defects.OffsetTokens,
+	"defect_second_times":  defects.SecondTimestamps,
+	"defect_caching_409":   defects.Caching409,
+}
+
+func init() {
+	for name, defect := range defectsByName {
+		server.RegisterTransport(name, server.TransportDriver{Path: "/", Rank: 100,
+			Open: func(ctx context.Context, t core.Transport, cfg server.TransportConfig) (server.TransportServer, error) {
+				ts, err := server.OpenServer(ctx, "rest", t, server.TransportConfig{Limits: cfg.Limits, Served: cfg.Served, Logger: cfg.Logger})
+				if err != nil {
+					return nil, err
+				}
+				h := ts.(server.HTTPTransport)
+				return defectiveHalf{HTTPTransport: h, h: defect(h)}, nil
+			}})
+	}
+}
+
+// defectiveServer serves the reference authority through the defect
+// registered as name, in this process, and returns its URL.
+func defectiveServer(t *testing.T, name string) string {
+	dir := t.TempDir()
+	cfg, err := config.ParseServer([]byte(`store: {dsn: `+filepath.Join(dir, "auth.db")+`}
+server: {http: "127.0.0.1:0", kinds: [conformance], transports: {`+name+`: {}}}
+`), filepath.Join(dir, "server.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := server.New(context.Background(), st, &server.Options{Tables: []core.Table{core.Documents("conformance")}})
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- offsync.ServeWith(ctx, cfg, &offsync.ServeOptions{
+			Logger: slog.New(slog.DiscardHandler),
+			Ready:  func(e map[string]string) { ready <- e },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case e := <-ready:
+		return strings.TrimSuffix(e[name], "/")
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
 	}
-	t.Cleanup(func() { svc.Close() })
-	srv := httptest.NewServer(defect(rest.NewHandler(svc, nil)))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return ""
 }
 
 func TestConformanceFailsAgainstDefectiveServers(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		defect func(http.Handler) http.Handler
+		defect string
 		line   string
 	}{
-		{"offset page tokens", defects.OffsetTokens, "FAIL keyset-paging-with-writes: rows"},
-		{"timestamps truncated to seconds", defects.SecondTimestamps, "FAIL microsecond-timestamps: updated_at"},
-		{"409 cached under the idempotency key", defects.Caching409, "FAIL forced-retry-after-409: the forced retry of a conflicted op answered 409 again"},
+		{"offset page tokens", "defect_offset_tokens", "FAIL keyset-paging-with-writes: rows"},
+		{"timestamps truncated to seconds", "defect_second_times", "FAIL microsecond-timestamps: updated_at"},
+		{"409 cached under the idempotency key", "defect_caching_409", "FAIL forced-retry-after-409: the forced retry of a conflicted op answered 409 again"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runCLI(t, "conformance", "--url", defectiveServer(t, tc.defect))
