@@ -106,6 +106,7 @@ func (c *Client) defaults(d *decoder) {
 	if c.Sync.MaxAttempts == 0 {
 		c.Sync.MaxAttempts = DefaultMaxAttempts
 	}
+	c.Store.DSN = resolveDSN(c.Store.Driver, c.Store.DSN, c.Dir())
 	if c.Conflicts.Default == (Strategy{}) {
 		c.Conflicts.Default = Strategy{Name: DefaultStrategy}
 	}
@@ -260,12 +261,59 @@ func (d *decoder) checkStrategy(path string, s Strategy) {
 		return
 	}
 	if _, err := core.BuiltinStrategy(s.Name); err != nil {
-		d.problemAt(path, invalid("unknown strategy %q (want autoPreserve, serverWins, clientWins, lastWriteWins, or {plugin: path})", s.Name))
+		d.problemAt(path, invalid("unknown strategy %q (want autoPreserve, serverWins, clientWins, lastWriteWins, manual, or {plugin: path})", s.Name))
 	}
 }
 
 // PluginDriver is the resolver driver that runs plugin strategies.
 const PluginDriver = "plugin"
+
+// resolveDSN resolves the relative file of a sqlite DSN (a path, or a
+// "file:" URI without a host) against dir, the config file's directory, as
+// plugin paths are: a config means the same files from any working
+// directory. Other drivers' DSNs, absolute paths and in-memory databases
+// are left as written.
+func resolveDSN(driver, dsn, dir string) string {
+	if driver != "sqlite" || dir == "." || dir == "" {
+		return dsn
+	}
+	file, ok := sqliteFile(dsn)
+	if !ok || filepath.IsAbs(file) {
+		return dsn
+	}
+	abs := filepath.Join(dir, file)
+	if strings.HasPrefix(dsn, "file:") {
+		return "file:" + filepath.ToSlash(abs) + dsn[len("file:")+len(file):]
+	}
+	return abs
+}
+
+// sqliteFile returns the file a sqlite DSN names, ok false for an
+// in-memory database or a URI it does not read.
+func sqliteFile(dsn string) (file string, ok bool) {
+	if dsn == "" || dsn == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		return "", false
+	}
+	if rest, isURI := strings.CutPrefix(dsn, "file:"); isURI {
+		if strings.HasPrefix(rest, "//") || strings.HasPrefix(rest, ":memory:") {
+			return "", false
+		}
+		file, _, _ = strings.Cut(rest, "?")
+		return file, file != ""
+	}
+	return dsn, true
+}
+
+// LocalFile returns the database file of a sqlite store, resolved as the
+// store opens it; ok is false for another driver or an in-memory database.
+// Commands that only read use it to say "no database" instead of creating
+// an empty one.
+func (s Store) LocalFile() (file string, ok bool) {
+	if s.Driver != "sqlite" {
+		return "", false
+	}
+	return sqliteFile(s.DSN)
+}
 
 // PluginPath returns the strategy's plugin path, resolved against the config
 // file's directory when relative.

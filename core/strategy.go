@@ -269,9 +269,12 @@ func checkResolution(r Resolution) error {
 }
 
 // BuiltinStrategy returns the built-in strategy with the given name, for
-// configuration files: autoPreserve, serverWins, clientWins or lastWriteWins.
-// "merge" and "manual" need code (MergeWith, Manual) and, like an unknown
-// name, give an error wrapping ErrInvalid.
+// configuration files: autoPreserve, serverWins, clientWins, lastWriteWins,
+// or manual, which in a configuration means "every conflict of the kind
+// waits in the conflict inbox" (Manual with a resolver that always
+// defers; the application or `offsync conflicts resolve` settles it).
+// "merge" needs a function (MergeWith) and, like an unknown name, gives an
+// error wrapping ErrInvalid.
 func BuiltinStrategy(name string) (Resolver, error) {
 	switch name {
 	case StrategyAutoPreserve:
@@ -282,11 +285,16 @@ func BuiltinStrategy(name string) (Resolver, error) {
 		return ClientWins, nil
 	case StrategyLastWriteWins:
 		return LastWriteWins, nil
-	case StrategyMerge, StrategyManual:
-		return nil, fmt.Errorf("%w: strategy %q needs a function (use core.MergeWith or core.Manual)", ErrInvalid, name)
+	case StrategyManual:
+		return Manual(deferAll), nil
+	case StrategyMerge:
+		return nil, fmt.Errorf("%w: strategy %q needs a function (use core.MergeWith)", ErrInvalid, name)
 	}
 	return nil, fmt.Errorf("%w: unknown conflict strategy %q", ErrInvalid, name)
 }
+
+// deferAll defers every conflict to the inbox.
+var deferAll = ResolverFunc(func(context.Context, Conflict) (Resolution, error) { return Defer, nil })
 
 // localFields is the local data of an upsert conflict: c.Local, else the op's
 // payload.

@@ -514,7 +514,7 @@ func TestManual(t *testing.T) {
 }
 
 func TestBuiltinStrategy(t *testing.T) {
-	for _, name := range []string{"autoPreserve", "serverWins", "clientWins", "lastWriteWins"} {
+	for _, name := range []string{"autoPreserve", "serverWins", "clientWins", "lastWriteWins", "manual"} {
 		r, err := BuiltinStrategy(name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -523,9 +523,19 @@ func TestBuiltinStrategy(t *testing.T) {
 			t.Errorf("%s: name %q", name, StrategyName(r))
 		}
 	}
-	for _, name := range []string{"merge", "manual", "", "ServerWins", "nope"} {
+	for _, name := range []string{"merge", "", "ServerWins", "nope"} {
 		if _, err := BuiltinStrategy(name); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	// manual from a configuration: every conflict waits in the inbox.
+	manual, _ := BuiltinStrategy("manual")
+	for _, c := range []Conflict{
+		{Kind: "k", ID: "1", Op: Op{Type: OpUpsert}},
+		{Kind: "k", ID: "2", Op: Op{Type: OpDelete}},
+	} {
+		if res, err := manual.Resolve(context.Background(), c); err != nil || res.Action != ActionDefer {
+			t.Errorf("manual on a %s conflict: %+v, %v; want Defer", c.Op.Type, res, err)
 		}
 	}
 	if StrategyName(Conflicts{}.For("any")) != "autoPreserve" {
