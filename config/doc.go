@@ -8,7 +8,7 @@
 //
 //	store:                      # required
 //	  driver: sqlite            # default sqlite; or postgres
-//	  dsn: "file:app.db"        # required
+//	  dsn: "file:app.db"        # required; a relative file is beside this config
 //	  options: {}               # driver-specific; sqlite: synchronous, busy_timeout
 //	transport:                  # required
 //	  driver: rest              # default rest
@@ -27,7 +27,7 @@
 //	conflicts:
 //	  default: autoPreserve     # default autoPreserve
 //	  kinds:
-//	    settings: clientWins    # autoPreserve, serverWins, clientWins, lastWriteWins
+//	    settings: clientWins    # autoPreserve, serverWins, clientWins, lastWriteWins, manual
 //	    shared:                 # or a plugin resolver binary
 //	      plugin: ./bin/resolver  # relative to the config file's directory
 //	      sha256: "<64 hex digits>"
