@@ -127,7 +127,7 @@ func TestConformanceFailsAgainstDefectiveServers(t *testing.T) {
 func TestConformanceUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"conformance"},
-		{"conformance", "--url", "http://127.0.0.1:1", "--transport", "grpc"},
+		{"conformance", "--url", "http://127.0.0.1:1", "--transport", "carrier-pigeon"},
 		{"conformance", "--url", "not a url"},
 	} {
 		if _, errOut, code := runCLI(t, args...); code != 2 {
