@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/offsync/offsync/internal/pgtest"
 )
 
 // call sends one request to a running server and returns the status and
@@ -348,5 +349,27 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if _, stderr, code := runCLI(t, "nosuch"); code != 2 || !strings.Contains(stderr, `unknown command "nosuch"`) {
 		t.Fatalf("unknown command: exit %d\n%s", code, stderr)
+	}
+}
+
+// The flag form serves the same contract over Postgres: the conformance
+// checker passes against `offsync serve --store postgres`.
+func TestServePostgres(t *testing.T) {
+	dsn := pgtest.New(t)
+	tokens := writeTokens(t, "one alice\ntwo bob\n")
+	p := startServe(t, "--store", "postgres", "--dsn", dsn, "--kind", "conformance", "--tokens", tokens, "--scope", "conformance=owner")
+	if !strings.Contains(p.Stderr(), "store=postgres") {
+		t.Errorf("the log does not name the postgres store:\n%s", p.Stderr())
+	}
+	out, errOut, code := runCLI(t, "conformance", "--transport", "rest", "--url", p.URL, "--token", "one", "--token2", "two")
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Fatalf("exit %d against offsync serve --store postgres\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "offsync.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a SQLite file was created for a postgres server (%v)", err)
+	}
+	// --store postgres without --dsn is a usage error.
+	if _, stderr, code := runCLI(t, "serve", "--store", "postgres"); code != 2 || !strings.Contains(stderr, "--store postgres needs --dsn") {
+		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
