@@ -52,6 +52,16 @@
 //	  idempotency_retention: 720h  # default 720h
 //	  max_body: 4194304         # default 4 MiB
 //	  heartbeat: 15s            # default 15s
+//	  transports:               # default: every registered one at its place
+//	    rest: {}                # mounted at /
+//	    websocket: {path: /ws}
+//	    grpc: {addr: 127.0.0.1:8081}  # default: the HTTP port plus one
+//	  tokens_file: tokens.txt   # "TOKEN PRINCIPAL" lines, relative to this file
+//	  scopes: {note: owner}     # a scope field per kind
+//	  tls: {cert: cert.pem, key: key.pem}  # without it: loopback addresses only
+//	  allow_insecure: false     # serve a non-loopback address without TLS
+//	  read_timeout: 60s         # and write_timeout, idle_timeout,
+//	  max_conns: 10000          # read_header_timeout, shutdown_timeout, max_in_flight
 //
 // # Decoding
 //
