@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -242,6 +243,19 @@ func (c *Client) Capabilities(ctx context.Context) (*syncv1.CapabilitiesResponse
 	return proto.Clone(caps).(*syncv1.CapabilitiesResponse), nil
 }
 
+// needs fails with errors.ErrUnsupported when the server does not list
+// capability (a Subscribe that the engine then replaces with its timer).
+func (c *Client) needs(ctx context.Context, what, capability string) error {
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(caps.GetCapabilities(), capability) {
+		return fmt.Errorf("grpc: %s: the server does not list %q: %w", what, capability, errors.ErrUnsupported)
+	}
+	return nil
+}
+
 // BatchLimits implements core.Batcher with the server's stated limits.
 func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 	caps, err := c.capabilities(ctx)
@@ -311,6 +325,9 @@ func (c *Client) Get(ctx context.Context, kind, id string) (core.Record, error) 
 	}
 	if err := core.CheckID(id); err != nil {
 		return core.Record{}, fmt.Errorf("grpc: %s: %w", what, err)
+	}
+	if err := c.needs(ctx, what, "get"); err != nil {
+		return core.Record{}, err
 	}
 	p, err := unary(ctx, c, func(ctx context.Context, opts ...grpcgo.CallOption) (*syncv1.Record, error) {
 		return c.sync.Get(ctx, &syncv1.GetRequest{Kind: kind, Id: id}, opts...)
@@ -464,6 +481,9 @@ func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Not
 		if err := checkKind(k); err != nil {
 			return nil, fmt.Errorf("grpc: subscribe: %w", err)
 		}
+	}
+	if err := c.needs(ctx, "subscribe", "events"); err != nil {
+		return nil, err
 	}
 	stream, cancel, err := c.openStream(ctx, kinds)
 	if err != nil {

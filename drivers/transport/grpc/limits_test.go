@@ -168,3 +168,22 @@ func TestOpeners(t *testing.T) {
 		t.Errorf("pull from a closed port: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestPlainAuthority: over an authority that is only a core.Transport, the
+// capabilities list no events or get, and the client says so with
+// errors.ErrUnsupported (the engine keeps its timer).
+func TestPlainAuthority(t *testing.T) {
+	plain := struct{ core.Transport }{newAuthority(t, nil)}
+	r := serve(t, plain, server.TransportConfig{})
+	c := dial(t, r.addr, "", nil)
+	if _, err := c.Subscribe(t.Context(), nil); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("subscribe: %v, want ErrUnsupported", err)
+	}
+	if _, err := c.Get(t.Context(), "note", "a"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("get: %v, want ErrUnsupported", err)
+	}
+	res, err := c.Push(t.Context(), []core.Op{{OpID: "p1", Kind: "note", ID: "a", Type: core.OpUpsert, Payload: []byte(`{}`)}})
+	if err != nil || res[0].Status != core.StatusApplied {
+		t.Errorf("push: %v, %v", res, err)
+	}
+}

@@ -181,8 +181,11 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpcgo.UnaryServe
 }
 
 // badMessage is the answer to a request the codec could not decode.
+// protobuf-go puts a random no-break space in its messages (so that no
+// one matches them); the answer's message is made stable.
 func badMessage(err error) error {
-	return statusWithCode(http.StatusBadRequest, wire.CodeBadRequest, "%v: the request message cannot be decoded: %v", core.ErrInvalid, err)
+	msg := strings.ReplaceAll(err.Error(), "\u00a0", " ")
+	return statusWithCode(http.StatusBadRequest, wire.CodeBadRequest, "%v: the request message cannot be decoded: %s", core.ErrInvalid, msg)
 }
 
 // authStream is a server stream whose context carries the principal and
