@@ -51,7 +51,7 @@ type Options struct {
 	// Keepalive is how often the client pings a connection idle for that
 	// long, so that an idle Subscribe stream survives NATs and proxies;
 	// default 30 s (grpc-go's floor is 10 s). Keep it at or above the
-	// server's keepalive_min_time_ms (half its heartbeat; 7.5 s by default).
+	// server's keepalive_min_time_ms (half its heartbeat, at most 10 s).
 	Keepalive time.Duration
 	// Backoff paces the re-opening of a broken Subscribe stream; zero uses
 	// wire.DefaultBackoff.

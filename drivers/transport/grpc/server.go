@@ -107,8 +107,10 @@ func NewServer(t core.Transport, cfg server.TransportConfig) *Server {
 	return s
 }
 
-// keepaliveMinTime is how often a client may ping: every half heartbeat.
-func keepaliveMinTime(heartbeat time.Duration) time.Duration { return heartbeat / 2 }
+// keepaliveMinTime is how often a client may ping: every half heartbeat,
+// and never less often than every 10 s, grpc-go's floor for client pings,
+// so that no grpc-go client with keepalive on is sent away.
+func keepaliveMinTime(heartbeat time.Duration) time.Duration { return min(heartbeat/2, 10*time.Second) }
 
 // Serve serves on ln until Shutdown; it returns nil then.
 func (s *Server) Serve(ln net.Listener) error {
