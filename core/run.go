@@ -164,7 +164,9 @@ func (e *Engine) Run(ctx context.Context, opts ...RunOption) error {
 			if _, known := e.tables[n.Kind]; !known {
 				continue
 			}
-			if c, err := e.Cursor(ctx, n.Kind); err == nil && !c.Before(n.UpdatedAt, n.ID) {
+			// A notice without a position (an authority names only the kind
+			// to a subscriber whose scope is filtered) always pulls.
+			if c, err := e.Cursor(ctx, n.Kind); err == nil && !n.UpdatedAt.IsZero() && !c.Before(n.UpdatedAt, n.ID) {
 				continue // already applied
 			}
 			sync(PushKinds(), PullKinds(n.Kind))

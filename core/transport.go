@@ -70,9 +70,12 @@ type Transport interface {
 	Push(ctx context.Context, ops []Op) ([]PushResult, error)
 }
 
-// Notice says "Kind has changes up to (UpdatedAt, ID)". Gap marks a notice
-// sent after the stream was interrupted: notices may have been missed, and
-// the replica should pull every subscribed kind.
+// Notice says "Kind has changes up to (UpdatedAt, ID)". A notice with a zero
+// UpdatedAt (and no ID) says only "Kind has changes": an authority sends it
+// where naming the record would show the subscriber one outside its scope,
+// and the replica pulls the kind. Gap marks a notice sent after the stream
+// was interrupted: notices may have been missed, and the replica should pull
+// every subscribed kind.
 type Notice struct {
 	Kind      string
 	UpdatedAt time.Time

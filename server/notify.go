@@ -17,10 +17,10 @@ const subscriberBuffer = 64
 // records the newest notice per kind (never blocking), the pump moves them to
 // the channel in arrival order.
 type subscriber struct {
-	ctx     context.Context
-	p       core.Principal
-	kinds   map[string]bool // nil: every kind the principal may read
-	allowed map[string]bool // scope decisions for unnamed kinds (pump only)
+	ctx   context.Context
+	p     core.Principal
+	kinds map[string]bool // nil: every kind the principal may read
+	views map[string]view // what the principal may learn of each kind (pump only once running)
 
 	mu      sync.Mutex
 	pending map[string]core.Notice
@@ -33,7 +33,10 @@ type subscriber struct {
 // means every kind the caller may read). The subscription is registered when
 // Subscribe returns; the channel closes when ctx is done or the Service is
 // closed. A subscriber that does not keep up never slows a push: beyond its
-// buffer, notices are coalesced per kind, keeping the newest.
+// buffer, notices are coalesced per kind, keeping the newest. Notices obey
+// the caller's scope: a kind it may not read is never announced, and where
+// its scope of a kind is filtered a notice names only the kind (no id, no
+// version), since the record written may be outside it.
 func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -45,7 +48,7 @@ func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.No
 	sub := &subscriber{
 		ctx:     ctx,
 		p:       p,
-		allowed: map[string]bool{},
+		views:   map[string]view{},
 		pending: map[string]core.Notice{},
 		wake:    make(chan struct{}, 1),
 		out:     make(chan core.Notice, subscriberBuffer),
@@ -53,13 +56,17 @@ func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.No
 	if len(kinds) > 0 {
 		sub.kinds = map[string]bool{}
 		for _, k := range kinds {
-			if err := s.ensureKind(ctx, k); err != nil {
+			// A dynamic kind without rows is watched without being
+			// registered: its first write announces it.
+			if _, err := s.ensureKind(ctx, k, false); err != nil {
 				return nil, err
 			}
-			if _, err := s.scope(ctx, p, k); err != nil {
+			f, err := s.scope(ctx, p, k)
+			if err != nil {
 				return nil, err
 			}
 			sub.kinds[k] = true
+			sub.views[k] = viewOf(f)
 		}
 	}
 	s.subMu.Lock()
@@ -137,7 +144,8 @@ func (s *Service) pump(sub *subscriber) {
 				return
 			}
 		}
-		if !s.mayRead(sub, n) {
+		n, ok = s.visible(sub, n)
+		if !ok {
 			continue
 		}
 		select {
@@ -150,19 +158,52 @@ func (s *Service) pump(sub *subscriber) {
 	}
 }
 
-// mayRead applies the scope to a subscription to every kind: a kind the
-// principal may not read is never announced to it.
-func (s *Service) mayRead(sub *subscriber, n core.Notice) bool {
-	if sub.kinds != nil || n.Kind == "" {
-		return true
+// view is what a subscriber may learn from the notices of a kind.
+type view uint8
+
+const (
+	viewNone     view = iota // nothing: the kind is not readable to it
+	viewKindOnly             // that the kind changed, not which record
+	viewFull                 // the notice as it is
+)
+
+// viewOf is the view a scope filter gives. A notice names the last record
+// written, which a filtered subscriber may not be allowed to see (nor its
+// version): such a subscriber learns only that the kind changed, and pulls
+// it (the engine pulls on a notice without a position), its pull showing
+// only what it may read.
+func viewOf(f *core.Filter) view {
+	switch {
+	case f == nil:
+		return viewFull
+	case len(f.Values) == 0:
+		return viewNone
 	}
-	ok, seen := sub.allowed[n.Kind]
+	return viewKindOnly
+}
+
+// visible applies the subscriber's scope to n: the notice to send, or false
+// to send nothing. Every stream transport shares it through Subscribe.
+func (s *Service) visible(sub *subscriber, n core.Notice) (core.Notice, bool) {
+	if n.Gap || n.Kind == "" {
+		return n, true
+	}
+	v, seen := sub.views[n.Kind]
 	if !seen {
-		_, err := s.scope(sub.ctx, sub.p, n.Kind)
-		ok = err == nil
-		sub.allowed[n.Kind] = ok
+		f, err := s.scope(sub.ctx, sub.p, n.Kind)
+		v = viewNone
+		if err == nil {
+			v = viewOf(f)
+		}
+		sub.views[n.Kind] = v
 	}
-	return ok
+	switch v {
+	case viewFull:
+		return n, true
+	case viewKindOnly:
+		return core.Notice{Kind: n.Kind}, true
+	}
+	return core.Notice{}, false
 }
 
 // listen feeds subscribers from the store's notices (several Services on one

@@ -80,7 +80,8 @@ func TestNoticesEndWithContext(t *testing.T) {
 }
 
 func TestNoticesRespectScope(t *testing.T) {
-	svc, _ := newService(t, &server.Options{Scope: tenantScope})
+	svc, _ := newService(t, &server.Options{Scope: tenantScope,
+		Tables: []core.Table{core.Documents("note"), core.Documents("task"), core.Documents("other")}})
 	alice := as(t.Context(), "alice", "t1")
 	nobody := as(t.Context(), "nobody", "")
 	if _, err := svc.Subscribe(nobody, []string{"task"}); !errors.Is(err, core.ErrForbidden) {
@@ -90,9 +91,24 @@ func TestNoticesRespectScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bob, err := svc.Subscribe(as(t.Context(), "bob", "t1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustApply(t, alice, svc, upsert("1", "task", "x", `{}`, time.Time{}))
-	note := mustApply(t, alice, svc, upsert("2", "note", "y", `{}`, time.Time{}))
-	if n := <-ch; n.Kind != "note" || !n.UpdatedAt.Equal(note.UpdatedAt) {
-		t.Fatalf("notice %+v, want only the note (task is forbidden to the subscriber)", n)
+	mustApply(t, alice, svc, upsert("2", "note", "y", `{}`, time.Time{}))
+	// bob reads task whole and note through a filter: the note's notice
+	// names only the kind.
+	if n := <-bob; n.Kind != "task" || n.ID != "x" {
+		t.Fatalf("notice %+v, want the task's", n)
+	}
+	if n := <-bob; n.Kind != "note" || n.ID != "" || !n.UpdatedAt.IsZero() {
+		t.Fatalf("notice %+v, want the note's naming no record", n)
+	}
+	// nobody may read no task (forbidden) and no note (an empty filter):
+	// the first notice it hears is of a kind it may read.
+	other := mustApply(t, alice, svc, upsert("3", "other", "z", `{}`, time.Time{}))
+	if n := <-ch; n.Kind != "other" || !n.UpdatedAt.Equal(other.UpdatedAt) {
+		t.Fatalf("notice %+v, want only the other kind's (task is forbidden, note empty to the subscriber)", n)
 	}
 }

@@ -16,7 +16,8 @@ import (
 // Pull implements core.Transport: one page of a kind's feed in (UpdatedAt, ID)
 // order, tombstones included, within the caller's scope. The page token is a
 // signed keyset position (the last row served), never an offset, so rows
-// committed between pages are neither skipped nor repeated.
+// committed between pages are neither skipped nor repeated. A page ends at
+// the row limit or at Options.MaxPageBytes, whichever comes first.
 func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	if err := s.checkOpen(); err != nil {
 		return core.Page{}, err
@@ -35,13 +36,19 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	if limit > s.opts.MaxLimit {
 		limit = s.opts.MaxLimit
 	}
-	if err := s.ensureKind(ctx, req.Kind); err != nil {
+	served, err := s.ensureKind(ctx, req.Kind, false)
+	if err != nil {
 		return core.Page{}, err
 	}
+	if req.After.ID != "" {
+		if err := core.CheckID(req.After.ID); err != nil {
+			return core.Page{}, fmt.Errorf("server: cursor: %w", err)
+		}
+	}
 	after := core.Cursor{UpdatedAt: core.Micro(req.After.UpdatedAt), ID: req.After.ID}
-	remaining := int64(-1) // rows after this page, when known
+	tokRem := remaining{n: -1} // what the walk knew before this page
 	if req.PageToken != "" {
-		if after, remaining, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
+		if after, tokRem, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
 			return core.Page{}, err
 		}
 	}
@@ -49,25 +56,36 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	if err != nil {
 		return core.Page{}, err
 	}
-	if filter != nil && len(filter.Values) == 0 {
+	if !served || (filter != nil && len(filter.Values) == 0) {
 		return core.Page{Remaining: 0}, nil
 	}
 	var recs []core.Record
+	var rem remaining
+	more := false
 	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
 		var err error
 		q := core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1}
 		if recs, err = tx.Changes(ctx, q); err != nil {
 			return err
 		}
-		// The first page of a long walk counts what follows once; later
-		// pages carry the count down in their tokens.
-		if c, ok := tx.(changesCounter); ok && req.PageToken == "" && len(recs) > limit {
-			q.Limit = 0
+		recs, more = s.cutPage(recs, limit)
+		if !more {
+			return nil
+		}
+		rem = tokRem.after(len(recs))
+		if rem.known() {
+			return nil
+		}
+		// The count of what follows is bounded (countPages pages' worth
+		// of rows): beyond it, the walk knows a lower bound and counts
+		// again once that is used up.
+		if c, ok := tx.(changesCounter); ok {
+			q.Limit = countPages*limit + 1
 			n, err := c.CountChanges(ctx, q)
 			if err != nil {
 				return err
 			}
-			remaining = n
+			rem = counted(n, int64(q.Limit), len(recs))
 		}
 		return nil
 	})
@@ -75,18 +93,77 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 		return core.Page{}, storeErr("pull "+req.Kind, err)
 	}
 	page := core.Page{Records: recs, Remaining: 0}
-	if len(recs) > limit {
-		page.Records = recs[:limit]
-		if remaining >= 0 {
-			// Rows written during the walk may make it an underestimate,
-			// never a negative one; the last page says 0.
-			remaining = max(remaining-int64(limit), 1)
-		}
-		last := page.Records[limit-1]
-		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}, remaining)
-		page.Remaining = remaining
+	if more {
+		last := recs[len(recs)-1]
+		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}, rem)
+		page.Remaining = rem.exact()
 	}
 	return page, nil
+}
+
+// countPages bounds the count of a walk's remaining rows: at most this many
+// pages' worth of rows are counted by one pull.
+const countPages = 20
+
+// recordOverhead is what a record costs a page beyond its id and data: the
+// timestamps and field names of its wire form.
+const recordOverhead = 100
+
+// cutPage ends a page of the rows read (at most limit+1) at the row limit
+// or at the byte budget, keeping at least one row; more reports rows beyond
+// the page.
+func (s *Service) cutPage(recs []core.Record, limit int) ([]core.Record, bool) {
+	more := len(recs) > limit
+	if more {
+		recs = recs[:limit]
+	}
+	size := 0
+	for i := range recs {
+		size += len(recs[i].ID) + len(recs[i].Data) + recordOverhead
+		if i > 0 && size > s.opts.MaxPageBytes {
+			return recs[:i], true
+		}
+	}
+	return recs, more
+}
+
+// remaining is what a walk knows of the rows after its position: n rows
+// exactly, at least n rows (lower), or nothing (n < 0).
+type remaining struct {
+	n     int64
+	lower bool
+}
+
+func (r remaining) known() bool { return r.n >= 0 && !r.lower }
+
+// exact is the count a page reports: -1 unless known.
+func (r remaining) exact() int64 {
+	if r.known() {
+		return r.n
+	}
+	return -1
+}
+
+// after is what is known once served more rows have been served (a page
+// that has a next one): an exact count stays positive (rows written during
+// the walk may make it an underestimate, never a negative one); a lower
+// bound that is used up is unknown.
+func (r remaining) after(served int) remaining {
+	switch {
+	case r.n < 0:
+		return r
+	case !r.lower:
+		return remaining{n: max(r.n-int64(served), 1)}
+	case r.n > int64(served):
+		return remaining{n: r.n - int64(served), lower: true}
+	}
+	return remaining{n: -1}
+}
+
+// counted turns a count of at most limit rows, from the page's start, into
+// what remains after its served rows.
+func counted(n, limit int64, served int) remaining {
+	return remaining{n: max(n-int64(served), 1), lower: n >= limit}
 }
 
 // changesCounter is implemented by store transactions that can count a
@@ -105,15 +182,19 @@ func (s *Service) Get(ctx context.Context, kind, id string) (core.Record, error)
 	if err != nil {
 		return core.Record{}, err
 	}
-	if err := s.ensureKind(ctx, kind); err != nil {
+	served, err := s.ensureKind(ctx, kind, false)
+	if err != nil {
 		return core.Record{}, err
 	}
-	if id == "" {
-		return core.Record{}, fmt.Errorf("server: %w: empty id", core.ErrInvalid)
+	if err := core.CheckID(id); err != nil {
+		return core.Record{}, fmt.Errorf("server: %w", err)
 	}
 	filter, err := s.scope(ctx, p, kind)
 	if err != nil {
 		return core.Record{}, err
+	}
+	if !served {
+		return core.Record{}, fmt.Errorf("server: %s/%s: %w", kind, id, core.ErrNotFound)
 	}
 	var rec core.Record
 	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
@@ -134,20 +215,31 @@ func (s *Service) Get(ctx context.Context, kind, id string) (core.Record, error)
 }
 
 // Page tokens: base64url(payload | HMAC-SHA256(secret, payload)[:16]) with
-// payload = version 2 | uvarint len(kind) | kind | int64 µs |
-// uvarint remaining+1 (0: unknown) | id.
+// payload = version 3 | uvarint len(kind) | kind | int64 µs |
+// uvarint remaining | id, where remaining is 0 when unknown, 2n+1 for
+// exactly n rows, 2n+2 for at least n rows. Version 2 tokens (remaining
+// n+1, 0 unknown) are still read.
 const (
-	tokenVersion = 2
-	tokenMACLen  = 16
+	tokenVersion   = 3
+	tokenVersionV2 = 2
+	tokenMACLen    = 16
 )
 
-func (s *Service) encodeToken(kind string, c core.Cursor, remaining int64) string {
+func (s *Service) encodeToken(kind string, c core.Cursor, rem remaining) string {
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(kind)+8+len(c.ID)+tokenMACLen)
 	b = append(b, tokenVersion)
 	b = binary.AppendUvarint(b, uint64(len(kind)))
 	b = append(b, kind...)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.UpdatedAt.UnixMicro()))
-	b = binary.AppendUvarint(b, uint64(max(remaining, -1)+1))
+	var v uint64
+	switch {
+	case rem.n < 0:
+	case rem.lower:
+		v = 2*uint64(rem.n) + 2
+	default:
+		v = 2*uint64(rem.n) + 1
+	}
+	b = binary.AppendUvarint(b, v)
 	b = append(b, c.ID...)
 	b = append(b, s.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -159,9 +251,9 @@ func (s *Service) mac(b []byte) []byte {
 	return m.Sum(nil)[:tokenMACLen]
 }
 
-func (s *Service) decodeToken(kind, tok string) (core.Cursor, int64, error) {
-	bad := func(why string) (core.Cursor, int64, error) {
-		return core.Cursor{}, 0, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
+func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, error) {
+	bad := func(why string) (core.Cursor, remaining, error) {
+		return core.Cursor{}, remaining{}, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
@@ -174,7 +266,8 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, int64, error) {
 	if !hmac.Equal(sum, s.mac(payload)) {
 		return bad("signature does not match")
 	}
-	if payload[0] != tokenVersion {
+	version := payload[0]
+	if version != tokenVersion && version != tokenVersionV2 {
 		return bad("unknown version")
 	}
 	n, w := binary.Uvarint(payload[1:])
@@ -191,9 +284,19 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, int64, error) {
 		return bad("malformed")
 	}
 	us := int64(binary.BigEndian.Uint64(rest[:8]))
-	rem, w := binary.Uvarint(rest[8:])
-	if w <= 0 {
+	v, w := binary.Uvarint(rest[8:])
+	if w <= 0 || v > 1<<62 {
 		return bad("malformed")
 	}
-	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest[8+w:])}, int64(rem) - 1, nil
+	rem := remaining{n: -1}
+	switch {
+	case v == 0:
+	case version == tokenVersionV2:
+		rem.n = int64(v) - 1
+	case v%2 == 1:
+		rem.n = int64(v-1) / 2
+	default:
+		rem = remaining{n: int64(v-2) / 2, lower: true}
+	}
+	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest[8+w:])}, rem, nil
 }

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/internal/jsonscan"
@@ -61,9 +63,17 @@ func (e retryErr) Unwrap() error { return e.err }
 //
 // An op of a kind that is not served is answered Rejected (permanent) inside
 // a batch of several ops; a push of that single op instead fails with an
-// error wrapping core.ErrUnknownKind, so that the per-op forms of the
-// transports (a REST PUT or DELETE) can answer it as they answer a pull of an
-// unknown kind (404 unknown_kind).
+// error wrapping core.ErrUnknownKind (core.ErrInvalid for a kind name beyond
+// core's limits), so that the per-op forms of the transports (a REST PUT or
+// DELETE) can answer it as they answer a pull of that kind (404
+// unknown_kind, 400).
+//
+// Every op is checked against the limits first, whatever the transport did:
+// an id beyond core.CheckID, an op id over core.MaxIDBytes, a payload over
+// Options.MaxRecordBytes or failing core.CheckPayload (deeper than
+// Options.MaxDepth, a key twice in one object, NUL, invalid UTF-8) is
+// answered Rejected, permanent, and nothing of it is written. An op with an
+// empty OpID has no idempotency key: its answer is not kept.
 func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -221,13 +231,21 @@ func (s *Service) plan(ctx context.Context, p core.Principal, op core.Op, pl *op
 		pl.final = &core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
 			Reason: fmt.Sprintf(format, args...)}
 	}
-	if op.ID == "" {
-		reject("empty record id")
+	if err := core.CheckID(op.ID); err != nil {
+		reject("%v", err)
+		return nil
+	}
+	if len(op.OpID) > core.MaxIDBytes || strings.IndexByte(op.OpID, 0) >= 0 || !utf8.ValidString(op.OpID) {
+		reject("%v: an op id has at most %d bytes of UTF-8 without NUL", core.ErrInvalid, core.MaxIDBytes)
 		return nil
 	}
 	switch op.Type {
 	case core.OpUpsert:
-		if err := core.CheckData(op.Payload); err != nil {
+		if len(op.Payload) > s.opts.MaxRecordBytes {
+			reject("%v: a payload of %d bytes, at most %d", core.ErrTooLarge, len(op.Payload), s.opts.MaxRecordBytes)
+			return nil
+		}
+		if err := core.CheckPayload(op.Payload, s.opts.MaxDepth); err != nil {
 			reject("bad payload: %v", err)
 			return nil
 		}
@@ -236,9 +254,9 @@ func (s *Service) plan(ctx context.Context, p core.Principal, op core.Op, pl *op
 		reject("unknown op type %q", op.Type)
 		return nil
 	}
-	if err := s.ensureKind(ctx, op.Kind); err != nil {
-		if errors.Is(err, core.ErrUnknownKind) {
-			reject("unknown kind %q", op.Kind)
+	if _, err := s.ensureKind(ctx, op.Kind, true); err != nil {
+		if errors.Is(err, core.ErrUnknownKind) || errors.Is(err, core.ErrInvalid) {
+			reject("%v", err)
 			pl.kind = err
 			return nil
 		}

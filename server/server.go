@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
 )
@@ -19,6 +21,10 @@ const (
 	DefaultMaxBatch             = 1000
 	DefaultMaxLimit             = 1000
 	DefaultPageLimit            = 500
+	DefaultMaxDepth             = core.DefaultMaxDepth
+	DefaultMaxRecordBytes       = 1 << 20
+	DefaultMaxPageBytes         = 4 << 20
+	DefaultMaxDynamicKinds      = 256
 )
 
 // purgeEvery is how often a push may purge old idempotency records.
@@ -57,6 +63,27 @@ type Options struct {
 	MaxLimit int
 	// DefaultLimit is the page size when a pull asks for none (default 500).
 	DefaultLimit int
+	// MaxDepth is how deeply an upsert's payload may nest objects and
+	// arrays, the payload object being level 1 (default 64,
+	// core.DefaultMaxDepth). A deeper payload is refused for good (the op is
+	// Rejected, permanent), whatever the transport.
+	MaxDepth int
+	// MaxRecordBytes caps the size of an upsert's payload, the business
+	// fields as JSON (default 1 MiB). A larger payload is refused for good.
+	MaxRecordBytes int
+	// MaxPageBytes is the byte budget of one pull page (default 4 MiB): a
+	// page ends at the row limit or once its records reach this budget,
+	// whichever comes first, and the next page continues from there. Each
+	// record counts as its id and payload plus a fixed 100 bytes; a page
+	// always holds at least one record.
+	MaxPageBytes int
+	// MaxDynamicKinds caps how many kinds matching DynamicKinds one Service
+	// serves (default 256): a write that would create a new kind beyond it
+	// is refused (core.ErrUnknownKind). Kinds that already have rows in the
+	// store are still served. Reads never create a kind: a pull of a
+	// dynamic kind that has no rows is an empty page, a fetch is
+	// core.ErrNotFound, and a subscription waits for its first write.
+	MaxDynamicKinds int
 	// TokenSecret signs page tokens; a random secret per Service when nil
 	// (tokens then do not survive a restart or cross instances).
 	TokenSecret []byte
@@ -93,9 +120,10 @@ type Service struct {
 	log    *slog.Logger
 	secret []byte
 
-	kindMu sync.Mutex
-	kinds  map[string]bool
-	tables map[string]core.Table // Options.Tables by kind (dynamic kinds are documents)
+	kindMu  sync.Mutex
+	kinds   map[string]bool
+	dynamic int                   // kinds registered through DynamicKinds
+	tables  map[string]core.Table // Options.Tables by kind (dynamic kinds are documents)
 
 	purgeMu   sync.Mutex
 	lastPurge time.Time
@@ -154,6 +182,21 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 	}
 	if o.DefaultLimit == 0 {
 		o.DefaultLimit = DefaultPageLimit
+	}
+	if o.MaxDepth == 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxRecordBytes == 0 {
+		o.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if o.MaxPageBytes == 0 {
+		o.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if o.MaxDynamicKinds == 0 {
+		o.MaxDynamicKinds = DefaultMaxDynamicKinds
+	}
+	if o.MaxDepth < 0 || o.MaxRecordBytes < 0 || o.MaxPageBytes < 0 || o.MaxDynamicKinds < 0 {
+		return nil, fmt.Errorf("server: %w: negative limit", core.ErrInvalid)
 	}
 	if o.IdempotencyRetention < 0 || o.MaxBatch < 0 || o.MaxLimit < 0 || o.DefaultLimit < 0 {
 		return nil, fmt.Errorf("server: %w: negative option", core.ErrInvalid)
@@ -275,25 +318,78 @@ func (s *Service) principal(ctx context.Context) (core.Principal, error) {
 	return core.Principal{}, nil
 }
 
-// ensureKind checks that kind is served, registering a dynamic kind on first
-// use. It must not run inside a store transaction.
-func (s *Service) ensureKind(ctx context.Context, kind string) error {
+// checkKindName refuses a kind name no store could key (wrapping
+// core.ErrInvalid): empty, longer than core.MaxKindBytes, NUL or invalid
+// UTF-8. Other names are served or unknown.
+func checkKindName(kind string) error {
+	switch {
+	case kind == "":
+		return fmt.Errorf("server: %w: empty kind", core.ErrInvalid)
+	case len(kind) > core.MaxKindBytes:
+		return fmt.Errorf("server: %w: a kind has at most %d bytes, got %d", core.ErrInvalid, core.MaxKindBytes, len(kind))
+	case strings.IndexByte(kind, 0) >= 0 || !utf8.ValidString(kind):
+		return fmt.Errorf("server: %w: a kind must be UTF-8 without NUL", core.ErrInvalid)
+	}
+	return nil
+}
+
+// kindProber is implemented by store transactions that can tell whether a
+// document kind has rows without it being registered (the bun stores), so
+// that a read of a dynamic kind never registers it.
+type kindProber interface {
+	HasDocuments(ctx context.Context, kind string) (bool, error)
+}
+
+// ensureKind checks that kind is served, registering a dynamic kind on the
+// first write (create) or, for a read, when the store already holds rows of
+// it. served is false for a dynamic kind a read found no rows of: the read
+// answers as for an empty kind, and nothing is registered. A new dynamic
+// kind beyond Options.MaxDynamicKinds is refused (core.ErrUnknownKind). It
+// must not run inside a store transaction.
+func (s *Service) ensureKind(ctx context.Context, kind string, create bool) (served bool, err error) {
+	if err := checkKindName(kind); err != nil {
+		return false, err
+	}
 	s.kindMu.Lock()
 	defer s.kindMu.Unlock()
 	if s.kinds[kind] {
-		return nil
+		return true, nil
 	}
 	if s.opts.DynamicKinds == nil || !s.opts.DynamicKinds.MatchString(kind) {
-		return fmt.Errorf("server: %w: %q", core.ErrUnknownKind, kind)
+		return false, fmt.Errorf("server: %w: %q", core.ErrUnknownKind, kind)
 	}
 	if err := core.CheckKind(kind); err != nil {
-		return fmt.Errorf("server: %w: %q: %v", core.ErrUnknownKind, kind, err)
+		return false, fmt.Errorf("server: %w: %q: %v", core.ErrUnknownKind, kind, err)
+	}
+	exists, known := false, false
+	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
+		p, ok := tx.(kindProber)
+		if !ok {
+			return nil
+		}
+		known = true
+		var perr error
+		exists, perr = p.HasDocuments(ctx, kind)
+		return perr
+	})
+	if err != nil {
+		return false, storeErr("kind "+kind, err)
+	}
+	switch {
+	case exists:
+	case known && !create:
+		return false, nil
+	case s.dynamic >= s.opts.MaxDynamicKinds:
+		// Without a prober a read registers (capped), since only the
+		// store knows whether the kind has rows.
+		return false, fmt.Errorf("server: %w: %q: this server serves at most %d dynamic kinds", core.ErrUnknownKind, kind, s.opts.MaxDynamicKinds)
 	}
 	if err := s.store.Register(ctx, core.Documents(kind)); err != nil {
-		return fmt.Errorf("server: register kind %q: %w: %v", kind, core.ErrUnavailable, err)
+		return false, fmt.Errorf("server: register kind %q: %w: %v", kind, core.ErrUnavailable, err)
 	}
 	s.kinds[kind] = true
-	return nil
+	s.dynamic++
+	return true, nil
 }
 
 // scope returns the caller's filter for kind; an empty Values filter means
