@@ -61,7 +61,7 @@ var conflictsListCmd = &cobra.Command{
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		_, eng, err := openLocalReplica(ctx)
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ var conflictsShowCmd = &cobra.Command{
 	Args:    cobra.ExactArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		_, eng, err := openLocalReplica(ctx)
 		if err != nil {
 			return err
 		}

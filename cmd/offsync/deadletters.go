@@ -57,7 +57,7 @@ var deadListCmd = &cobra.Command{
 	Args:    cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		_, eng, err := openLocalReplica(ctx)
 		if err != nil {
 			return err
 		}

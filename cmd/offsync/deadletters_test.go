@@ -15,11 +15,11 @@ func TestDeadLetters(t *testing.T) {
 	srv := startServeIn(t, srvDir, "--config", "server.yaml")
 	writeFile(t, workDir(t), "offsync.yaml", fmt.Sprintf("store: {dsn: c.db}\ntransport: {url: %s}\ntables: {note: {}, task: {}}\n", srv.URL))
 
+	mustRun(t, 0, "local", "put", "task", "t1", `{"a":1}`)
 	out, _ := mustRun(t, 0, "dead-letters", "list")
 	if strings.TrimSpace(out) != "no dead letters" {
 		t.Fatalf("empty list: %q", out)
 	}
-	mustRun(t, 0, "local", "put", "task", "t1", `{"a":1}`)
 	mustRun(t, 1, "sync", "--kind", "task")
 
 	js, _ := mustRun(t, 0, "dead-letters", "list", "--json")

@@ -45,7 +45,7 @@ the conflicts waiting in the inbox and the dead letters.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		_, eng, err := openReplica(ctx)
+		_, eng, err := openLocalReplica(ctx)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,9 +38,29 @@ func addConfigFlag(cmd *cobra.Command) {
 // openReplica loads the client config and opens its replica. A config
 // mistake is a usage error (exit 2); the caller closes the engine.
 func openReplica(ctx context.Context) (*config.Client, *core.Engine, error) {
+	return openReplicaFor(ctx, false)
+}
+
+// openLocalReplica is openReplica for the commands that only read the local
+// database (status, conflicts list, dead-letters list): they never create
+// one, and say where they looked when there is none.
+func openLocalReplica(ctx context.Context) (*config.Client, *core.Engine, error) {
+	return openReplicaFor(ctx, true)
+}
+
+// errNoDatabase: a read-only command found no local database.
+var errNoDatabase = errors.New("no local database")
+
+func openReplicaFor(ctx context.Context, readOnly bool) (*config.Client, *core.Engine, error) {
 	cfg, err := config.LoadClient(configPath)
 	if err != nil {
 		return nil, nil, usageError{err}
+	}
+	if file, ok := cfg.Store.LocalFile(); ok && readOnly {
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("%w at %s (store.dsn of %s): nothing has been written or synced yet; `offsync sync -c %s` creates it",
+				errNoDatabase, file, cfg.File(), cfg.File())
+		}
 	}
 	eng, err := offsync.Open(ctx, cfg)
 	if err != nil {
