@@ -344,3 +344,63 @@ func dialable(t *testing.T, endpoint string) string {
 	c.Close()
 	return addr
 }
+
+// One server, every wire form at once: a replica on each registered client
+// transport writes a note, and after two rounds of syncs every replica has
+// every note.
+func TestEveryTransportOneServer(t *testing.T) {
+	dir := t.TempDir()
+	ep := serveWith(t, dir, `store: {dsn: `+filepath.Join(dir, "server.db")+`}
+server:
+  http: 127.0.0.1:0
+  kinds: [note]
+  tokens: [{token: tok-1, principal: alice}]
+`)
+	ctx := context.Background()
+	var engines []*core.Engine
+	var names []string
+	for _, name := range core.TransportDrivers() {
+		url, served := ep[name]
+		if !served {
+			continue
+		}
+		if name == "rest" {
+			url = strings.TrimSuffix(url, "/")
+		}
+		cfg, err := config.ParseClient([]byte(fmt.Sprintf(`store: {dsn: %q}
+transport: {driver: %s, url: %q, token: tok-1}
+tables: {note: {}}
+`, filepath.Join(dir, name+".db"), name, url)), filepath.Join(dir, "client.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := offsync.Open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		notes, _ := eng.Table("note")
+		if err := core.DocsFor(eng, notes.(*core.DocumentTable)).Put(ctx, "from-"+name, map[string]any{"via": name}); err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, eng)
+		names = append(names, name)
+	}
+	if len(names) < 2 {
+		t.Fatalf("only %v served and registered", names)
+	}
+	for round := range 2 {
+		for i, eng := range engines {
+			if _, err := eng.Sync(ctx); err != nil {
+				t.Fatalf("round %d, sync over %s: %v", round, names[i], err)
+			}
+		}
+	}
+	for i, eng := range engines {
+		for _, from := range names {
+			if _, err := eng.Get(ctx, "note", "from-"+from); err != nil {
+				t.Errorf("the replica on %s lacks the note written over %s: %v", names[i], from, err)
+			}
+		}
+	}
+}

@@ -12,7 +12,10 @@ import (
 	// The first-party drivers, registered by name.
 	_ "github.com/offsync/offsync/drivers/store/postgres"
 	_ "github.com/offsync/offsync/drivers/store/sqlite"
+	_ "github.com/offsync/offsync/drivers/transport/graphql"
+	_ "github.com/offsync/offsync/drivers/transport/grpc"
 	_ "github.com/offsync/offsync/drivers/transport/rest"
+	_ "github.com/offsync/offsync/drivers/transport/websocket"
 	_ "github.com/offsync/offsync/plugins"
 )
 
