@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/offsync/offsync/core"
 )
 
 // servedTransports reads the wire forms a running server lists in GET
@@ -61,6 +63,12 @@ func TestConformanceOverEveryTransport(t *testing.T) {
 	}
 	sort.Strings(names)
 	t.Logf("served: %v", served)
+	// The binary is this test's package: its client transports are ours.
+	for _, name := range core.TransportDrivers() {
+		if _, ok := served[name]; !ok {
+			t.Errorf("the client transport %q is registered but offsync serve does not serve it by default (health lists %v)", name, served)
+		}
+	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			url := transportURL(t, name, p.Addr, served[name])
@@ -71,6 +79,7 @@ func TestConformanceOverEveryTransport(t *testing.T) {
 			if strings.Contains(out, "FAIL") {
 				t.Errorf("a check failed:\n%s", out)
 			}
+			t.Logf("%s", out)
 			// Over the client every check runs; the upgrades the client
 			// lacks are the only SKIPs.
 			for _, check := range []string{"create", "idempotent-replay", "conflict-on-stale-base",
