@@ -16,6 +16,9 @@ import (
 type benchFlags struct {
 	runs       int
 	only       []string
+	transports []string
+	stores     []string
+	full       bool
 	quick      bool
 	jsonFile   string
 	format     string
@@ -29,15 +32,24 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Run the benchmark scenarios: server and clients as separate processes",
 		Long: `bench measures offsync on the standard data set: records of about 215 bytes
-(id, title, body, count, done) in a typed table. It runs the server (REST over a
-durable SQLite authority, synchronous FULL) and the clients as separate processes
-on 127.0.0.1, repeats each scenario (the median of --runs is reported), and
-prints a table with each figure's target and whether it is met.
+(id, title, body, count, done) in a typed table. It runs the server (every
+registered wire form over a durable authority: SQLite with synchronous FULL, or
+Postgres) and the clients as separate processes on 127.0.0.1, runs each
+scenario on every transport and store asked for, repeats it (the median of
+--runs is reported), and prints one table: each figure with the limit it is
+compared to and the ratio, its target and whether it is met.
 
 Scenarios: ` + strings.Join(bench.Scenarios(), ", ") + `.
+Transports: any registered client transport with a server half (` + strings.Join(bench.Transports(), ", ") + `), or all.
+Stores: ` + strings.Join(bench.Stores(), ", ") + `, or all. Postgres is the server of OFFSYNC_POSTGRES_DSN,
+else a throwaway cluster with fsync and synchronous_commit on.
 The limits (JSON decode and SQLite insert of the same rows) are measured in
-the same run; the pull and push targets are ratios to them.`,
+the same run; the pull and push targets are ratios to them. CPU time (user+sys
+of client and server per 10,000 pulled or pushed) comes from the processes'
+rusage. By default ` + bench.Reduced + `
+(--full runs every cell --runs times). --quick prints no verdicts.`,
 		Example: `  offsync bench
+  offsync bench --transport all --store all --json bench.json
   offsync bench --only pull-100k,push --runs 5
   offsync bench --quick --format json
   offsync bench --json bench.json --cpuprofile ./profiles`,
@@ -47,6 +59,9 @@ the same run; the pull and push targets are ratios to them.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.runs, "runs", 0, "repetitions of each scenario (default 3, 1 with --quick)")
 	fl.StringSliceVar(&f.only, "only", nil, "comma-separated scenarios to run (default all)")
+	fl.StringSliceVar(&f.transports, "transport", []string{bench.DefaultTransport}, "comma-separated transports to run each scenario on, or all")
+	fl.StringSliceVar(&f.stores, "store", []string{bench.StoreSQLite}, "comma-separated authority stores (sqlite, postgres), or all")
+	fl.BoolVar(&f.full, "full", false, "run every transport and store cell --runs times (beyond the 10-minute budget)")
 	fl.BoolVar(&f.quick, "quick", false, "tiny sizes: a smoke run of every scenario")
 	fl.StringVar(&f.jsonFile, "json", "", "also write the report as JSON to this file")
 	fl.StringVar(&f.format, "format", "table", "output on stdout: table or json")
@@ -68,6 +83,19 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 			return usageErrorf("--only: unknown scenario %q (known: %s)", name, strings.Join(known, ", "))
 		}
 	}
+	for _, l := range []struct {
+		flag        string
+		names, know []string
+	}{{"--transport", f.transports, bench.Transports()}, {"--store", f.stores, bench.Stores()}} {
+		for _, name := range l.names {
+			if name == "all" && len(l.names) == 1 {
+				continue
+			}
+			if !containsString(l.know, name) {
+				return usageErrorf("%s: unknown name %q (known: %s; or all alone)", l.flag, name, strings.Join(l.know, ", "))
+			}
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: find the offsync binary: %w", err)
@@ -77,6 +105,9 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		Dir:           f.dir,
 		Runs:          f.runs,
 		Only:          f.only,
+		Transports:    f.transports,
+		Stores:        f.stores,
+		Full:          f.full,
 		Progress:      cmd.ErrOrStderr(),
 		CPUProfileDir: f.cpuProfile,
 	}

@@ -46,6 +46,12 @@ func TestRunBadConfig(t *testing.T) {
 	if _, err := Run(ctx, Config{Command: []string{"x"}, Only: []string{"nope"}}); !errors.Is(err, core.ErrInvalid) {
 		t.Errorf("unknown scenario: %v", err)
 	}
+	if _, err := Run(ctx, Config{Command: []string{"x"}, Transports: []string{"carrier-pigeon"}}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("unknown transport: %v", err)
+	}
+	if _, err := Run(ctx, Config{Command: []string{"x"}, Stores: []string{"csv"}}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("unknown store: %v", err)
+	}
 }
 
 func TestWorkerBadSpec(t *testing.T) {
@@ -56,6 +62,13 @@ func TestWorkerBadSpec(t *testing.T) {
 	}
 	if err := Worker(ctx, Spec{Role: RoleServer}, strings.NewReader(""), &out); !errors.Is(err, core.ErrInvalid) {
 		t.Errorf("server without db: %v", err)
+	}
+	if err := Worker(ctx, Spec{Role: RoleServer, Store: "csv", DB: "x"}, strings.NewReader(""), &out); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("server on an unknown store: %v", err)
+	}
+	if err := Worker(ctx, Spec{Role: RolePull, Transport: "carrier-pigeon", URL: "http://127.0.0.1:1", Dir: t.TempDir()},
+		strings.NewReader(""), &out); !errors.Is(err, core.ErrUnknownDriver) {
+		t.Errorf("pull over an unknown transport: %v", err)
 	}
 	if err := Worker(ctx, Spec{Role: RoleFleet, URL: "http://127.0.0.1:1"}, strings.NewReader(""), &out); !errors.Is(err, core.ErrInvalid) {
 		t.Errorf("fleet without sizes: %v", err)
@@ -135,48 +148,78 @@ func TestSeed(t *testing.T) {
 }
 
 func TestRows(t *testing.T) {
-	r := &runner{figures: map[string][]float64{
-		"limits/decode_rps":  {300, 100, 200},
-		"limits/insert_rps":  {100, 200, 300},
-		"pull-100k/rps":      {80, 150, 240},  // ratios 0.8 0.75 0.8
-		"pull-100k/rss_mb":   {90, 120, 110},  // median 110 > 100
-		"local-write/ratio":  {0.4, 0.6, 0.5}, // median 0.5 >= 0.5
-		"replicas/errors":    {0, 1, 0},       // median 0: met
-		"realtime/p50_ms":    {12, 9, 11},     // median 11 > 10
-		"incremental/ms":     {},              // no figure: missed
-		"other/unrelated_ms": {1},
-	}}
+	rest, ws := cell{"rest", StoreSQLite}, cell{"ws", StoreSQLite}
+	pgRest := cell{"rest", StorePostgres}
+	client := cell{}
+	r := &runner{cfg: Config{Transports: []string{"rest", "ws"}, Stores: []string{StoreSQLite, StorePostgres}},
+		figures: map[string][]float64{}}
+	set := func(scenario string, c cell, metric string, v ...float64) { r.figures[key(scenario, c, metric)] = v }
+	set(ScenarioLimits, client, "decode_rps", 300, 100, 200)
+	set(ScenarioLimits, client, "insert_rps", 100, 200, 300) // median 200
+	set(ScenarioPull, rest, "rps", 110, 130, 120)            // 0.6: REST met
+	set(ScenarioPull, ws, "rps", 140, 150, 145)              // 0.725: the fastest, missed
+	set(ScenarioPull, pgRest, "rps", 60)                     // half of SQLite's
+	set(ScenarioPull, rest, "rss_mb", 90, 120, 110)          // median 110 > 100
+	set(ScenarioPull, ws, "rss_mb", 40, 41, 42)
+	set(ScenarioLocalWrite, client, "ratio", 0.4, 0.6, 0.5) // median 0.5 >= 0.5
+	set(ScenarioReplicas, rest, "errors", 0, 1, 0)          // median 0: met
+	set(ScenarioRealtime, rest, "p50_ms", 12, 9, 11)        // median 11 > 10
+	set(ScenarioIncremental, rest, "ms", 14, 16, 15)        // REST met; fastest missed
+	set(ScenarioIncremental, ws, "ms", 9, 9.5, 10)          // the fastest, met
+	// incremental on Postgres: no figure, missed.
 	rows := r.rows([]string{ScenarioLimits, ScenarioPull, ScenarioLocalWrite, ScenarioReplicas, ScenarioRealtime, ScenarioIncremental})
-	get := func(scenario, metric string) Row {
+	get := func(scenario, transport, store, metric string) Row {
+		t.Helper()
 		for _, row := range rows {
-			if row.Scenario == scenario && row.Metric == metric {
+			if row.Scenario == scenario && row.Transport == transport && row.Store == store && row.Metric == metric {
 				return row
 			}
 		}
-		t.Fatalf("no row %s %s", scenario, metric)
+		t.Fatalf("no row %s %s %s %s", scenario, transport, store, metric)
 		return Row{}
 	}
-	if row := get(ScenarioLimits, "JSON decode of the pulled pages"); row.Value != 200 || row.Status != StatusInfo {
+	if row := get(ScenarioLimits, "", "", "JSON decode of the pulled pages"); row.Value != 200 || row.Status != StatusInfo || row.Limit != 0 {
 		t.Errorf("decode: %+v", row)
 	}
-	if row := get(ScenarioPull, "pull / insert limit"); row.Value != 0.75 || row.Status != StatusMet ||
-		!slices.Equal(row.Runs, []float64{0.8, 0.75, 0.8}) {
-		t.Errorf("pull ratio: %+v", row)
+	if row := get(ScenarioPull, "rest", StoreSQLite, "initial pull"); row.Value != 120 || row.Limit != 200 ||
+		row.Ratio != 0.6 || row.Status != StatusMet || row.Target != ">= 0.60 x" || !slices.Equal(row.Runs, []float64{110, 130, 120}) {
+		t.Errorf("REST pull: %+v", row)
 	}
-	if row := get(ScenarioPull, "client peak RSS"); row.Value != 110 || row.Status != StatusMissed || row.Target != "<= 100" {
+	if row := get(ScenarioPull, "ws", StoreSQLite, "initial pull"); row.Ratio != 0.725 || row.Status != StatusInfo || row.Target != "" {
+		t.Errorf("another transport's pull has no target of its own: %+v", row)
+	}
+	if row := get(ScenarioPull, "fastest=ws", StoreSQLite, "initial pull"); row.Ratio != 0.725 || row.Status != StatusMissed || row.Target != ">= 0.75 x" {
+		t.Errorf("fastest pull: %+v", row)
+	}
+	if row := get(ScenarioPull, "rest", StorePostgres, "initial pull"); row.Ratio != 0.3 || row.Status != StatusInfo {
+		t.Errorf("Postgres pull is reported: %+v", row)
+	}
+	if row := get(ScenarioPull, "rest", StorePostgres, "initial pull, Postgres / SQLite"); row.Value != 0.5 || row.Status != StatusInfo {
+		t.Errorf("Postgres / SQLite: %+v", row)
+	}
+	if row := get(ScenarioPull, "rest", StoreSQLite, "client peak RSS"); row.Value != 110 || row.Status != StatusMissed || row.Target != "<= 100" {
 		t.Errorf("rss: %+v", row)
 	}
-	if row := get(ScenarioLocalWrite, "writer / raw"); row.Value != 0.5 || row.Status != StatusMet {
+	if row := get(ScenarioPull, "ws", StoreSQLite, "client peak RSS"); row.Status != StatusMet {
+		t.Errorf("every transport has the memory bound: %+v", row)
+	}
+	if row := get(ScenarioLocalWrite, "", "", "writer / raw"); row.Value != 0.5 || row.Status != StatusMet {
 		t.Errorf("local write: %+v", row)
 	}
-	if row := get(ScenarioReplicas, "failed syncs"); row.Value != 0 || row.Status != StatusMet {
+	if row := get(ScenarioReplicas, "rest", StoreSQLite, "failed syncs"); row.Value != 0 || row.Status != StatusMet {
 		t.Errorf("errors: %+v", row)
 	}
-	if row := get(ScenarioRealtime, "commit to applied on B, p50"); row.Value != 11 || row.Status != StatusMissed {
+	if row := get(ScenarioRealtime, "rest", StoreSQLite, "commit to applied on B, p50"); row.Value != 11 || row.Status != StatusMissed {
 		t.Errorf("realtime: %+v", row)
 	}
-	if row := get(ScenarioIncremental, "incremental sync"); !math.IsNaN(row.Value) || row.Status != StatusMissed {
-		t.Errorf("incremental: %+v", row)
+	if row := get(ScenarioIncremental, "rest", StoreSQLite, "incremental sync"); row.Value != 15 || row.Status != StatusMet || row.Target != "<= 15" {
+		t.Errorf("REST incremental: %+v", row)
+	}
+	if row := get(ScenarioIncremental, "fastest=ws", StoreSQLite, "incremental sync"); row.Value != 9.5 || row.Status != StatusMet || row.Target != "<= 10" {
+		t.Errorf("fastest incremental: %+v", row)
+	}
+	if row := get(ScenarioIncremental, "ws", StorePostgres, "incremental sync"); !math.IsNaN(row.Value) {
+		t.Errorf("incremental on Postgres without a figure: %+v", row)
 	}
 	for _, row := range rows {
 		if row.Scenario == ScenarioPush || row.Scenario == ScenarioPullLarge {
@@ -194,6 +237,7 @@ func TestRows(t *testing.T) {
 		Results []struct {
 			Scenario string   `json:"scenario"`
 			Value    *float64 `json:"value"`
+			Limit    *float64 `json:"limit"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
@@ -206,12 +250,69 @@ func TestRows(t *testing.T) {
 		if (r.Value == nil) != math.IsNaN(rows[i].Value) || r.Value != nil && *r.Value != rows[i].Value {
 			t.Errorf("%s %s: value %v in JSON, %v in the report", r.Scenario, rows[i].Metric, r.Value, rows[i].Value)
 		}
+		if (r.Limit == nil) != (rows[i].Limit == 0) {
+			t.Errorf("%s %s: limit %v in JSON, %v in the report", r.Scenario, rows[i].Metric, r.Limit, rows[i].Limit)
+		}
 	}
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table.String(), "incremental sync") || strings.Count(table.String(), "\n") < len(rows)+1 {
+	if !strings.Contains(table.String(), "incremental sync") || strings.Count(table.String(), "\n") < len(rows)+1 ||
+		!strings.HasPrefix(table.String(), "WORKLOAD") {
 		t.Errorf("table:\n%s", table.String())
+	}
+
+	// A quick run gives no verdict at all.
+	r.cfg.Quick = true
+	for _, row := range r.rows([]string{ScenarioPull, ScenarioIncremental}) {
+		if row.Status != "" {
+			t.Errorf("quick run: %s %s %s: verdict %q", row.Scenario, row.Transport, row.Metric, row.Status)
+		}
+	}
+}
+
+func TestRunsOf(t *testing.T) {
+	r := &runner{cfg: Config{Runs: 3, Transports: []string{"rest", "ws"}, Stores: []string{StoreSQLite, StorePostgres}}}
+	cases := []struct {
+		scenario string
+		c        cell
+		want     int
+	}{
+		{ScenarioPull, cell{"ws", StorePostgres}, 3},
+		{ScenarioPullLarge, cell{"ws", StoreSQLite}, 3},
+		{ScenarioPullLarge, cell{"rest", StorePostgres}, 1},
+		{ScenarioReplicas, cell{"rest", StoreSQLite}, 3},
+		{ScenarioReplicas, cell{"ws", StoreSQLite}, 1},
+		{ScenarioReplicas, cell{"rest", StorePostgres}, 1},
+	}
+	for _, c := range cases {
+		if got := r.runsOf(c.scenario, c.c); got != c.want {
+			t.Errorf("%s on %s: %d runs, want %d", c.scenario, c.c, got, c.want)
+		}
+	}
+	r.cfg.Full = true
+	for _, c := range cases {
+		if got := r.runsOf(c.scenario, c.c); got != 3 {
+			t.Errorf("full: %s on %s: %d runs, want 3", c.scenario, c.c, got)
+		}
+	}
+}
+
+func TestCheckNames(t *testing.T) {
+	known := []string{"rest", "ws"}
+	if got, err := checkNames("transport", nil, "rest", known); err != nil || !slices.Equal(got, []string{"rest"}) {
+		t.Errorf("default: %v %v", got, err)
+	}
+	if got, err := checkNames("transport", []string{"all"}, "rest", known); err != nil || !slices.Equal(got, known) {
+		t.Errorf("all: %v %v", got, err)
+	}
+	if got, err := checkNames("transport", []string{"ws", "rest", "ws"}, "rest", known); err != nil || !slices.Equal(got, []string{"ws", "rest"}) {
+		t.Errorf("list: %v %v", got, err)
+	}
+	for _, bad := range [][]string{{"nope"}, {"all", "rest"}} {
+		if _, err := checkNames("transport", bad, "rest", known); !errors.Is(err, core.ErrInvalid) {
+			t.Errorf("%v: %v", bad, err)
+		}
 	}
 }
 

@@ -59,9 +59,8 @@ func NewItem(i int) *Item {
 const seedChunk = 10_000
 
 // Seed writes records 0..n-1 of the standard data set into a fresh SQLite
-// authority file at path, directly through the store (bulk pages, not the
-// network), with versions one microsecond apart ending an hour ago, and
-// records the last version so that later writes stamp above it.
+// authority file at path (see SeedStore), then folds the WAL into the main
+// file, so that the file alone is the data set and can be copied.
 func Seed(ctx context.Context, path string, n int) error {
 	if n < 0 {
 		return fmt.Errorf("bench: seed %d rows: %w", n, core.ErrInvalid)
@@ -74,6 +73,23 @@ func Seed(ctx context.Context, path string, n int) error {
 		return err
 	}
 	defer st.Close()
+	if err := SeedStore(ctx, st, n); err != nil {
+		return err
+	}
+	if _, err := st.DB().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return fmt.Errorf("bench: checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// SeedStore writes records 0..n-1 of the standard data set into st, an
+// empty authority store, directly (bulk pages, not the network), with
+// versions one microsecond apart ending an hour ago, and records the last
+// version so that later writes stamp above it.
+func SeedStore(ctx context.Context, st core.Store, n int) error {
+	if n < 0 {
+		return fmt.Errorf("bench: seed %d rows: %w", n, core.ErrInvalid)
+	}
 	if err := st.Register(ctx, Items, Tasks); err != nil {
 		return err
 	}
@@ -97,17 +113,8 @@ func Seed(ctx context.Context, path string, n int) error {
 			return fmt.Errorf("bench: seed rows %d..%d: %w", start, end, err)
 		}
 	}
-	err = st.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+	return st.Update(ctx, func(ctx context.Context, tx core.Tx) error {
 		_, err := tx.NextVersion(ctx, Items.Kind(), base.Add(time.Duration(n)*time.Microsecond))
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	// Fold the WAL into the main file, so that the file alone is the data
-	// set and can be copied.
-	if _, err := st.DB().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		return fmt.Errorf("bench: checkpoint %s: %w", path, err)
-	}
-	return nil
 }

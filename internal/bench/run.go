@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/pgtest"
 )
 
 // The scenarios, in the order they run.
@@ -88,6 +90,18 @@ type Config struct {
 	// Only selects scenarios by name; all when empty. The limits scenario is
 	// added when a scenario whose target is a ratio to it is selected.
 	Only []string
+	// Transports are the client transports each scenario runs on (see
+	// Transports); DefaultTransport when empty.
+	Transports []string
+	// Stores are the authority stores each scenario runs on (StoreSQLite,
+	// StorePostgres); StoreSQLite when empty. Postgres is the server of
+	// OFFSYNC_POSTGRES_DSN, else a cluster of the run's own, started with
+	// fsync and synchronous_commit on (durable, as the SQLite authority).
+	Stores []string
+	// Full runs every cell (scenario × transport × store) Runs times. By
+	// default the cells Reduced names run once, to keep a run of every
+	// transport and store within the time budget.
+	Full bool
 	// Sizes are the scenario sizes; DefaultSizes when zero.
 	Sizes Sizes
 	// Quick marks a smoke run (reported as such).
@@ -100,14 +114,27 @@ type Config struct {
 
 // Row is one figure of the report.
 type Row struct {
-	Scenario string    `json:"scenario"`
-	Metric   string    `json:"metric"`
-	Unit     string    `json:"unit"`
-	Value    float64   `json:"value"` // median of the runs
-	Runs     []float64 `json:"runs"`
-	Target   string    `json:"target,omitempty"`
-	// Status is "met", "missed" or "info" (no target).
-	Status string `json:"status"`
+	Scenario string `json:"scenario"`
+	// Transport and Store are the cell's client transport and authority
+	// store; empty for the scenarios measured on the client alone
+	// (limits, local-write). A summary row names the transport that
+	// reached the best figure as "fastest=NAME".
+	Transport string    `json:"transport,omitempty"`
+	Store     string    `json:"store,omitempty"`
+	Metric    string    `json:"metric"`
+	Unit      string    `json:"unit"`
+	Value     float64   `json:"value"` // median of the runs
+	Runs      []float64 `json:"runs"`
+	// Limit is the physical limit the value is compared to (the median
+	// of the run's limit measurements), and Ratio is Value / Limit; both 0
+	// (null in JSON) when the row has none. A row's target applies to its
+	// ratio when it has a limit, else to its value.
+	Limit  float64 `json:"limit"`
+	Ratio  float64 `json:"ratio"`
+	Target string  `json:"target,omitempty"`
+	// Status is "met", "missed" or "info" (no target); empty in a quick
+	// run, whose tiny sizes prove nothing.
+	Status string `json:"status,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -122,14 +149,19 @@ type Machine struct {
 
 // Report is the outcome of Run.
 type Report struct {
-	Started   time.Time `json:"started"`
-	Seconds   float64   `json:"seconds"`
-	Runs      int       `json:"runs"`
-	Quick     bool      `json:"quick"`
-	Sizes     Sizes     `json:"sizes"`
-	Scenarios []string  `json:"scenarios"`
-	Machine   Machine   `json:"machine"`
-	Rows      []Row     `json:"results"`
+	Started    time.Time `json:"started"`
+	Seconds    float64   `json:"seconds"`
+	Runs       int       `json:"runs"`
+	Quick      bool      `json:"quick"`
+	Full       bool      `json:"full"`
+	Sizes      Sizes     `json:"sizes"`
+	Scenarios  []string  `json:"scenarios"`
+	Transports []string  `json:"transports"`
+	Stores     []string  `json:"stores"`
+	// Postgres describes the Postgres authority's server, when used.
+	Postgres string  `json:"postgres,omitempty"`
+	Machine  Machine `json:"machine"`
+	Rows     []Row   `json:"results"`
 }
 
 // Status values of a Row.
@@ -139,8 +171,9 @@ const (
 	StatusInfo   = "info"
 )
 
-// Run runs the selected scenarios and returns the report.
-func Run(ctx context.Context, cfg Config) (*Report, error) {
+// Run runs the selected scenarios on every selected transport and store and
+// returns the report.
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if len(cfg.Command) == 0 {
 		return nil, fmt.Errorf("bench: no worker command: %w", core.ErrInvalid)
 	}
@@ -157,6 +190,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Transports, err = checkNames("transport", cfg.Transports, DefaultTransport, Transports()); err != nil {
+		return nil, err
+	}
+	if cfg.Stores, err = checkNames("store", cfg.Stores, StoreSQLite, Stores()); err != nil {
+		return nil, err
+	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
@@ -168,9 +207,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
-	r := &runner{cfg: cfg, seeded: map[int]string{}, figures: map[string][]float64{}}
-	rep := &Report{Started: time.Now(), Runs: cfg.Runs, Quick: cfg.Quick, Sizes: cfg.Sizes,
-		Scenarios: selected, Machine: machine()}
+	r := &runner{cfg: cfg, seeded: map[string]seedDB{}, figures: map[string][]float64{}}
+	rep = &Report{Started: time.Now(), Runs: cfg.Runs, Quick: cfg.Quick, Full: cfg.Full, Sizes: cfg.Sizes,
+		Scenarios: selected, Transports: cfg.Transports, Stores: cfg.Stores, Machine: machine()}
+	if slices.Contains(cfg.Stores, StorePostgres) {
+		start := time.Now()
+		r.pg, err = pgtest.StartServer(postgresSettings...)
+		if err != nil {
+			return nil, fmt.Errorf("bench: the Postgres authority: %w", err)
+		}
+		defer func() {
+			if cerr := r.pg.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("bench: stop Postgres: %w", cerr)
+			}
+		}()
+		if r.pg.External() {
+			rep.Postgres = "the server of " + pgtest.EnvDSN + " (its own durability settings)"
+		} else {
+			rep.Postgres = "a cluster of the run's own, " + strings.Join(postgresSettings, ", ")
+		}
+		fmt.Fprintf(r.cfg.Progress, "bench: Postgres: %s, up in %.1fs\n", rep.Postgres, time.Since(start).Seconds())
+	}
 	steps := map[string]func(context.Context) error{
 		ScenarioLimits:      r.limits,
 		ScenarioPull:        func(ctx context.Context) error { return r.pull(ctx, ScenarioPull, cfg.Sizes.Pull) },
@@ -192,6 +249,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Rows = r.rows(selected)
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	return rep, nil
+}
+
+// postgresSettings make the run's own Postgres cluster durable, as the
+// SQLite authority is (synchronous FULL): every commit is flushed.
+var postgresSettings = []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on", "max_connections=400"}
+
+// checkNames checks a list of transports or stores against the known ones:
+// "all" is every known one, none is def.
+func checkNames(what string, names []string, def string, known []string) ([]string, error) {
+	if len(names) == 0 {
+		names = []string{def}
+	}
+	if slices.Contains(names, "all") {
+		if len(names) > 1 {
+			return nil, fmt.Errorf("bench: %s \"all\" with others: %w", what, core.ErrInvalid)
+		}
+		return slices.Clone(known), nil
+	}
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("bench: unknown %s %q (known: %s, all): %w", what, n, strings.Join(known, ", "), core.ErrInvalid)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // selectScenarios checks --only's names and returns them in run order.
@@ -238,17 +323,96 @@ func machine() Machine {
 }
 
 // runner runs the scenarios and keeps every run's figures under
-// "scenario/metric".
+// "scenario|transport|store|metric".
 type runner struct {
 	cfg     Config
-	seeded  map[int]string // rows → seeded authority file
+	pg      *pgtest.Server
+	seeded  map[string]seedDB // store|rows → seeded authority
 	figures map[string][]float64
 	seq     int
 }
 
-func (r *runner) add(scenario, metric string, v float64) {
-	k := scenario + "/" + metric
+// cell is one transport and store a scenario runs on; both empty for the
+// scenarios measured on the client alone.
+type cell struct{ transport, store string }
+
+func (c cell) String() string {
+	if c.transport == "" {
+		return "client"
+	}
+	return c.transport + "/" + c.store
+}
+
+// clientOnly reports whether a scenario is measured on the client alone
+// (its figures do not depend on the transport or the authority's store).
+func clientOnly(scenario string) bool {
+	return scenario == ScenarioLimits || scenario == ScenarioLocalWrite
+}
+
+// cells lists the cells of a scenario: every store, every transport.
+func (r *runner) cells(scenario string) []cell {
+	if clientOnly(scenario) {
+		return []cell{{}}
+	}
+	var out []cell
+	for _, st := range r.cfg.Stores {
+		for _, tr := range r.cfg.Transports {
+			out = append(out, cell{tr, st})
+		}
+	}
+	return out
+}
+
+// Reduced describes the cells the default plan runs once instead of Runs
+// times, so that a run of every transport on both stores stays within
+// ten minutes on a two-core machine (Config.Full runs them all Runs
+// times). The sizes are never reduced.
+const Reduced = "pull-1m on Postgres, and replicas on any cell but the first transport on the first store, run once"
+
+// runsOf is how many times a cell runs.
+func (r *runner) runsOf(scenario string, c cell) int {
+	if r.cfg.Full {
+		return r.cfg.Runs
+	}
+	first := c.transport == r.cfg.Transports[0] && c.store == r.cfg.Stores[0]
+	switch {
+	case scenario == ScenarioPullLarge && c.store == StorePostgres:
+		return 1
+	case scenario == ScenarioReplicas && !first:
+		return 1
+	}
+	return r.cfg.Runs
+}
+
+// maxRuns is the most runs of any cell of a scenario.
+func (r *runner) maxRuns(scenario string) int {
+	n := 0
+	for _, c := range r.cells(scenario) {
+		n = max(n, r.runsOf(scenario, c))
+	}
+	return n
+}
+
+func key(scenario string, c cell, metric string) string {
+	return scenario + "|" + c.transport + "|" + c.store + "|" + metric
+}
+
+func (r *runner) add(scenario string, c cell, metric string, v float64) {
+	k := key(scenario, c, metric)
 	r.figures[k] = append(r.figures[k], v)
+}
+
+// addCPU records the client's and the server's CPU time per 10,000 ops.
+func (r *runner) addCPU(scenario string, c cell, res Result, ops int) {
+	for _, side := range []string{"client", "server"} {
+		if ms, ok := res.Metrics["cpu_"+side+"_ms"]; ok && ops > 0 {
+			r.add(scenario, c, "cpu_"+side+"_10k", ms*10_000/float64(ops))
+		}
+	}
+}
+
+func (r *runner) progress(scenario string, c cell, run int, format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "bench:   %s %s run %d: %s\n", scenario, c, run+1, fmt.Sprintf(format, args...))
 }
 
 // dir makes a fresh directory for one worker.
@@ -258,48 +422,116 @@ func (r *runner) dir(name string) (string, error) {
 	return d, os.MkdirAll(d, 0o755)
 }
 
-// seed returns an authority file holding n seeded rows, made once per run of
-// the harness.
-func (r *runner) seed(ctx context.Context, n int) (string, error) {
-	if p, ok := r.seeded[n]; ok {
-		return p, nil
-	}
-	p := filepath.Join(r.cfg.Dir, fmt.Sprintf("seed-%d.db", n))
-	start := time.Now()
-	if err := Seed(ctx, p, n); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(r.cfg.Progress, "bench: seeded %d rows in %.1fs\n", n, time.Since(start).Seconds())
-	r.seeded[n] = p
-	return p, nil
+// authority is a store an authority server runs on: a SQLite file or a
+// Postgres DSN, and how to remove it once its server has stopped.
+type authority struct {
+	store, db string
+	remove    func()
 }
 
-// copySeed returns a private copy of the authority file holding n rows, for
-// a scenario that writes to it.
-func (r *runner) copySeed(ctx context.Context, n int) (string, error) {
-	src, err := r.seed(ctx, n)
+// seedDB is a seeded authority: the SQLite file or Postgres DSN, and the
+// Postgres database's name (the template of its copies).
+type seedDB struct{ db, name string }
+
+// seed returns the authority holding n seeded rows on store, made once per
+// run of the harness. It is shared: scenarios only read it, or copy it.
+func (r *runner) seed(ctx context.Context, store string, n int) (seedDB, error) {
+	k := store + "|" + strconv.Itoa(n)
+	if s, ok := r.seeded[k]; ok {
+		return s, nil
+	}
+	start := time.Now()
+	var s seedDB
+	switch store {
+	case StoreSQLite:
+		s.db = filepath.Join(r.cfg.Dir, fmt.Sprintf("seed-%d.db", n))
+		if err := Seed(ctx, s.db, n); err != nil {
+			return seedDB{}, err
+		}
+	case StorePostgres:
+		dsn, name, err := r.pg.CreateDB("")
+		if err != nil {
+			return seedDB{}, err
+		}
+		st, err := core.OpenStore(ctx, StorePostgres, dsn, nil)
+		if err != nil {
+			return seedDB{}, err
+		}
+		err = SeedStore(ctx, st, n)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return seedDB{}, err
+		}
+		s = seedDB{db: dsn, name: name}
+	}
+	fmt.Fprintf(r.cfg.Progress, "bench: seeded %d rows on %s in %.1fs\n", n, store, time.Since(start).Seconds())
+	r.seeded[k] = s
+	return s, nil
+}
+
+// shared returns the shared seeded authority of n rows, to read.
+func (r *runner) shared(ctx context.Context, store string, n int) (authority, error) {
+	s, err := r.seed(ctx, store, n)
+	return authority{store: store, db: s.db, remove: func() {}}, err
+}
+
+// copySeed returns a private copy of the authority holding n rows on store,
+// for a scenario that writes to it.
+func (r *runner) copySeed(ctx context.Context, store string, n int) (authority, error) {
+	src, err := r.seed(ctx, store, n)
 	if err != nil {
-		return "", err
+		return authority{}, err
+	}
+	if store == StorePostgres {
+		return r.newPostgres(src.name)
 	}
 	d, err := r.dir("auth")
 	if err != nil {
-		return "", err
+		return authority{}, err
 	}
 	dst := filepath.Join(d, "auth.db")
-	b, err := os.ReadFile(src)
+	b, err := os.ReadFile(src.db)
 	if err != nil {
-		return "", err
+		return authority{}, err
 	}
-	return dst, os.WriteFile(dst, b, 0o644)
+	return authority{store: store, db: dst, remove: func() { os.RemoveAll(d) }}, os.WriteFile(dst, b, 0o644)
 }
 
-// freshAuthority returns the path of a new, empty authority file.
-func (r *runner) freshAuthority() (string, error) {
+// freshAuthority returns a new, empty authority on store.
+func (r *runner) freshAuthority(store string) (authority, error) {
+	if store == StorePostgres {
+		return r.newPostgres("")
+	}
 	d, err := r.dir("auth")
 	if err != nil {
-		return "", err
+		return authority{}, err
 	}
-	return filepath.Join(d, "auth.db"), nil
+	return authority{store: store, db: filepath.Join(d, "auth.db"), remove: func() { os.RemoveAll(d) }}, nil
+}
+
+// newPostgres creates a database, a copy of template when not empty. A
+// template whose server has just closed its connections may still be in
+// use for a moment: the copy is tried again.
+func (r *runner) newPostgres(template string) (authority, error) {
+	var lastErr error
+	for range 50 {
+		dsn, name, err := r.pg.CreateDB(template)
+		if err == nil {
+			return authority{store: StorePostgres, db: dsn, remove: func() {
+				if err := r.pg.DropDB(name); err != nil {
+					fmt.Fprintf(r.cfg.Progress, "bench: %v\n", err)
+				}
+			}}, nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return authority{}, lastErr
 }
 
 // proc is a running worker.
@@ -432,11 +664,20 @@ func (p *proc) stop() error {
 // serverProc is a running server worker.
 type serverProc struct {
 	*proc
-	url string
+	hello
 }
 
-func (r *runner) startServer(ctx context.Context, name, db string) (*serverProc, error) {
-	p, err := r.start(ctx, name, Spec{Role: RoleServer, DB: db})
+// endpoint is the URL of transport name on the server.
+func (s *serverProc) endpoint(name string) (string, error) {
+	u, ok := s.Endpoints[name]
+	if !ok {
+		return "", fmt.Errorf("the server serves no %q (it serves %v)", name, s.Endpoints)
+	}
+	return u, nil
+}
+
+func (r *runner) startServer(ctx context.Context, name string, a authority) (*serverProc, error) {
+	p, err := r.start(ctx, name+"-"+a.store, Spec{Role: RoleServer, Store: a.store, DB: a.db})
 	if err != nil {
 		return nil, err
 	}
@@ -445,40 +686,53 @@ func (r *runner) startServer(ctx context.Context, name, db string) (*serverProc,
 		p.stop()
 		return nil, err
 	}
-	var hello struct {
-		Addr string `json:"addr"`
-	}
-	if err := json.Unmarshal([]byte(l), &hello); err != nil || hello.Addr == "" {
+	s := &serverProc{proc: p}
+	if err := json.Unmarshal([]byte(l), &s.hello); err != nil || s.Addr == "" || len(s.Endpoints) == 0 {
 		p.stop()
 		return nil, fmt.Errorf("server worker: bad first line %q", l)
 	}
-	return &serverProc{proc: p, url: "http://" + hello.Addr}, nil
+	return s, nil
 }
 
-// client runs one client worker to completion.
-func (r *runner) client(ctx context.Context, name string, spec Spec) (Result, error) {
+// client runs one client worker to completion, on transport c.transport of
+// server s (DefaultTransport for a client-only scenario).
+func (r *runner) client(ctx context.Context, name string, s *serverProc, c cell, spec Spec) (Result, error) {
+	spec.Transport = c.transport
+	if spec.Transport == "" {
+		spec.Transport = DefaultTransport
+	}
+	u, err := s.endpoint(spec.Transport)
+	if err != nil {
+		return Result{}, err
+	}
+	spec.URL, spec.Bench = u, s.Bench
 	d, err := r.dir(spec.Role)
 	if err != nil {
 		return Result{}, err
 	}
 	spec.Dir = d
-	p, err := r.start(ctx, name, spec)
+	p, err := r.start(ctx, name+"-"+spec.Transport, spec)
 	if err != nil {
 		return Result{}, err
 	}
 	p.stdin.Close()
 	res, err := p.result(ctx)
 	os.RemoveAll(d)
-	return res, err
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", c, err)
+	}
+	return res, nil
 }
 
-// withServer runs fn against a server worker over db, stopping it after.
-func (r *runner) withServer(ctx context.Context, name, db string, fn func(url string) error) error {
-	s, err := r.startServer(ctx, name, db)
+// withServer runs fn against a server worker over a, stopping it and
+// removing a after.
+func (r *runner) withServer(ctx context.Context, name string, a authority, fn func(s *serverProc) error) error {
+	defer a.remove()
+	s, err := r.startServer(ctx, name, a)
 	if err != nil {
 		return err
 	}
-	ferr := fn(s.url)
+	ferr := fn(s)
 	serr := s.stop()
 	if ferr != nil {
 		return ferr
@@ -486,125 +740,148 @@ func (r *runner) withServer(ctx context.Context, name, db string, fn func(url st
 	return serr
 }
 
-// limits measures the physical limits on the rows of the 100k pull.
+// limits measures the physical limits on the rows of the 100k pull: the
+// JSON decode of the REST pages and the SQLite insert, on the client.
 func (r *runner) limits(ctx context.Context) error {
-	db, err := r.seed(ctx, r.cfg.Sizes.Pull)
+	a, err := r.shared(ctx, StoreSQLite, r.cfg.Sizes.Pull)
 	if err != nil {
 		return err
 	}
-	return r.withServer(ctx, ScenarioLimits, db, func(url string) error {
-		for range r.cfg.Runs {
-			res, err := r.client(ctx, ScenarioLimits, Spec{Role: RoleLimits, URL: url, N: r.cfg.Sizes.Pull})
+	c := cell{}
+	return r.withServer(ctx, ScenarioLimits, a, func(s *serverProc) error {
+		for run := range r.cfg.Runs {
+			res, err := r.client(ctx, ScenarioLimits, s, c, Spec{Role: RoleLimits, N: r.cfg.Sizes.Pull})
 			if err != nil {
 				return err
 			}
-			r.add(ScenarioLimits, "decode_rps", res.Metrics["decode_rps"])
-			r.add(ScenarioLimits, "insert_rps", res.Metrics["insert_rps"])
+			r.add(ScenarioLimits, c, "decode_rps", res.Metrics["decode_rps"])
+			r.add(ScenarioLimits, c, "insert_rps", res.Metrics["insert_rps"])
+			r.progress(ScenarioLimits, c, run, "decode %s rec/s, insert %s rec/s",
+				formatNum(res.Metrics["decode_rps"]), formatNum(res.Metrics["insert_rps"]))
 		}
 		return nil
 	})
 }
 
+// pull runs the initial pull of n rows: one server per store over the
+// seeded authority, the transports in turn within each run.
 func (r *runner) pull(ctx context.Context, name string, n int) error {
-	db, err := r.seed(ctx, n)
-	if err != nil {
-		return err
+	for _, store := range r.cfg.Stores {
+		a, err := r.shared(ctx, store, n)
+		if err != nil {
+			return err
+		}
+		err = r.withServer(ctx, name, a, func(s *serverProc) error {
+			for run := range r.maxRuns(name) {
+				for _, tr := range r.cfg.Transports {
+					c := cell{tr, store}
+					if run >= r.runsOf(name, c) {
+						continue
+					}
+					res, err := r.client(ctx, name, s, c, Spec{Role: RolePull, N: n})
+					if err != nil {
+						return err
+					}
+					r.add(name, c, "rps", res.Metrics["rps"])
+					r.add(name, c, "rss_mb", res.Metrics["rss_mb"])
+					r.addCPU(name, c, res, n)
+					r.progress(name, c, run, "%s rec/s, peak RSS %s MB", formatNum(res.Metrics["rps"]), formatNum(res.Metrics["rss_mb"]))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
-	return r.withServer(ctx, name, db, func(url string) error {
-		for range r.cfg.Runs {
-			res, err := r.client(ctx, name, Spec{Role: RolePull, URL: url, N: n})
+	return nil
+}
+
+// eachCell runs fn for every cell of scenario, run by run (so that the
+// transports and stores of one run are measured side by side), each on a
+// server of its own over the authority fresh makes.
+func (r *runner) eachCell(ctx context.Context, scenario string, fresh func(store string) (authority, error),
+	fn func(s *serverProc, c cell, run int) error) error {
+	for run := range r.maxRuns(scenario) {
+		for _, c := range r.cells(scenario) {
+			if run >= r.runsOf(scenario, c) {
+				continue
+			}
+			a, err := fresh(c.store)
 			if err != nil {
 				return err
 			}
-			r.add(name, "rps", res.Metrics["rps"])
-			r.add(name, "rss_mb", res.Metrics["rss_mb"])
+			err = r.withServer(ctx, scenario, a, func(s *serverProc) error { return fn(s, c, run) })
+			if err != nil {
+				return err
+			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func (r *runner) push(ctx context.Context) error {
-	for range r.cfg.Runs {
-		db, err := r.freshAuthority()
+	n := r.cfg.Sizes.Push
+	return r.eachCell(ctx, ScenarioPush, r.freshAuthority, func(s *serverProc, c cell, run int) error {
+		res, err := r.client(ctx, ScenarioPush, s, c, Spec{Role: RolePush, N: n})
 		if err != nil {
 			return err
 		}
-		err = r.withServer(ctx, ScenarioPush, db, func(url string) error {
-			res, err := r.client(ctx, ScenarioPush, Spec{Role: RolePush, URL: url, N: r.cfg.Sizes.Push})
-			if err != nil {
-				return err
-			}
-			r.add(ScenarioPush, "ops_s", res.Metrics["ops_s"])
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		r.add(ScenarioPush, c, "ops_s", res.Metrics["ops_s"])
+		r.addCPU(ScenarioPush, c, res, n)
+		r.progress(ScenarioPush, c, run, "%s ops/s", formatNum(res.Metrics["ops_s"]))
+		return nil
+	})
 }
 
 func (r *runner) incremental(ctx context.Context) error {
-	for range r.cfg.Runs {
-		db, err := r.copySeed(ctx, r.cfg.Sizes.IncrementalBase)
+	sz := r.cfg.Sizes
+	fresh := func(store string) (authority, error) { return r.copySeed(ctx, store, sz.IncrementalBase) }
+	return r.eachCell(ctx, ScenarioIncremental, fresh, func(s *serverProc, c cell, run int) error {
+		res, err := r.client(ctx, ScenarioIncremental, s, c, Spec{Role: RoleIncremental,
+			N: sz.IncrementalBase, M: sz.IncrementalChanges})
 		if err != nil {
 			return err
 		}
-		err = r.withServer(ctx, ScenarioIncremental, db, func(url string) error {
-			res, err := r.client(ctx, ScenarioIncremental, Spec{Role: RoleIncremental, URL: url,
-				N: r.cfg.Sizes.IncrementalBase, M: r.cfg.Sizes.IncrementalChanges})
-			if err != nil {
-				return err
-			}
-			r.add(ScenarioIncremental, "ms", res.Metrics["ms"])
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		r.add(ScenarioIncremental, c, "ms", res.Metrics["ms"])
+		r.progress(ScenarioIncremental, c, run, "%s ms", formatNum(res.Metrics["ms"]))
+		return nil
+	})
 }
 
 func (r *runner) localWrite(ctx context.Context) error {
-	db, err := r.freshAuthority()
+	a, err := r.freshAuthority(StoreSQLite)
 	if err != nil {
 		return err
 	}
-	return r.withServer(ctx, ScenarioLocalWrite, db, func(url string) error {
-		for range r.cfg.Runs {
-			res, err := r.client(ctx, ScenarioLocalWrite, Spec{Role: RoleLocalWrite, URL: url, N: r.cfg.Sizes.LocalWrites})
+	c := cell{}
+	return r.withServer(ctx, ScenarioLocalWrite, a, func(s *serverProc) error {
+		for run := range r.cfg.Runs {
+			res, err := r.client(ctx, ScenarioLocalWrite, s, c, Spec{Role: RoleLocalWrite, N: r.cfg.Sizes.LocalWrites})
 			if err != nil {
 				return err
 			}
 			for _, m := range []string{"writer_rps", "raw_rps", "ratio"} {
-				r.add(ScenarioLocalWrite, m, res.Metrics[m])
+				r.add(ScenarioLocalWrite, c, m, res.Metrics[m])
 			}
+			r.progress(ScenarioLocalWrite, c, run, "writer/raw %s", formatNum(res.Metrics["ratio"]))
 		}
 		return nil
 	})
 }
 
 func (r *runner) realtime(ctx context.Context) error {
-	for range r.cfg.Runs {
-		db, err := r.freshAuthority()
+	return r.eachCell(ctx, ScenarioRealtime, r.freshAuthority, func(s *serverProc, c cell, run int) error {
+		res, err := r.client(ctx, ScenarioRealtime, s, c, Spec{Role: RoleRealtime, N: r.cfg.Sizes.RealtimeWrites})
 		if err != nil {
 			return err
 		}
-		err = r.withServer(ctx, ScenarioRealtime, db, func(url string) error {
-			res, err := r.client(ctx, ScenarioRealtime, Spec{Role: RoleRealtime, URL: url, N: r.cfg.Sizes.RealtimeWrites})
-			if err != nil {
-				return err
-			}
-			r.add(ScenarioRealtime, "p50_ms", Percentile(res.Samples, 50))
-			r.add(ScenarioRealtime, "p99_ms", Percentile(res.Samples, 99))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		p50, p99 := Percentile(res.Samples, 50), Percentile(res.Samples, 99)
+		r.add(ScenarioRealtime, c, "p50_ms", p50)
+		r.add(ScenarioRealtime, c, "p99_ms", p99)
+		r.progress(ScenarioRealtime, c, run, "p50 %s ms, p99 %s ms", formatNum(p50), formatNum(p99))
+		return nil
+	})
 }
 
 // replicas runs the fleet in ReplicaProcesses client processes against one
@@ -612,74 +889,71 @@ func (r *runner) realtime(ctx context.Context) error {
 func (r *runner) replicas(ctx context.Context) error {
 	sz := r.cfg.Sizes
 	procs := max(1, min(sz.ReplicaProcesses, sz.Replicas))
-	for range r.cfg.Runs {
-		db, err := r.freshAuthority()
+	return r.eachCell(ctx, ScenarioReplicas, r.freshAuthority, func(s *serverProc, c cell, run int) error {
+		u, err := s.endpoint(c.transport)
 		if err != nil {
 			return err
 		}
-		err = r.withServer(ctx, ScenarioReplicas, db, func(url string) error {
-			var workers []*proc
-			defer func() {
-				for _, p := range workers {
-					p.stdin.Close()
-					<-p.done
-				}
-			}()
-			first := 0
-			for i := range procs {
-				n := sz.Replicas / procs
-				if i < sz.Replicas%procs {
-					n++
-				}
-				d, err := r.dir(RoleFleet)
-				if err != nil {
-					return err
-				}
-				p, err := r.start(ctx, ScenarioReplicas, Spec{Role: RoleFleet, URL: url, Dir: d, N: n, M: sz.ChangesPerSync,
-					First: first, Duration: sz.FleetDuration, Interval: sz.SyncInterval})
-				if err != nil {
-					return err
-				}
-				workers = append(workers, p)
-				first += n
-			}
+		var workers []*proc
+		defer func() {
 			for _, p := range workers {
-				l, err := p.line(ctx)
-				if err != nil {
-					return err
-				}
-				if l != readyLine {
-					return fmt.Errorf("fleet worker: unexpected line %q", l)
-				}
+				p.stdin.Close()
+				<-p.done
 			}
-			for _, p := range workers {
-				if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
-					return err
-				}
+		}()
+		first := 0
+		for i := range procs {
+			n := sz.Replicas / procs
+			if i < sz.Replicas%procs {
+				n++
 			}
-			var samples []float64
-			var syncs, errs, pushed float64
-			for _, p := range workers {
-				res, err := p.result(ctx)
-				if err != nil {
-					return err
-				}
-				samples = append(samples, res.Samples...)
-				syncs += res.Metrics["syncs"]
-				errs += res.Metrics["errors"]
-				pushed += res.Metrics["pushed"]
+			d, err := r.dir(RoleFleet)
+			if err != nil {
+				return err
 			}
-			secs := sz.FleetDuration.Seconds()
-			r.add(ScenarioReplicas, "syncs_s", syncs/secs)
-			r.add(ScenarioReplicas, "changes_s", pushed/secs)
-			r.add(ScenarioReplicas, "p50_ms", Percentile(samples, 50))
-			r.add(ScenarioReplicas, "p99_ms", Percentile(samples, 99))
-			r.add(ScenarioReplicas, "errors", errs)
-			return nil
-		})
-		if err != nil {
-			return err
+			p, err := r.start(ctx, ScenarioReplicas+"-"+c.transport, Spec{Role: RoleFleet, Transport: c.transport, URL: u,
+				Bench: s.Bench, Dir: d, N: n, M: sz.ChangesPerSync,
+				First: first, Duration: sz.FleetDuration, Interval: sz.SyncInterval})
+			if err != nil {
+				return err
+			}
+			workers = append(workers, p)
+			first += n
 		}
-	}
-	return nil
+		for _, p := range workers {
+			l, err := p.line(ctx)
+			if err != nil {
+				return err
+			}
+			if l != readyLine {
+				return fmt.Errorf("fleet worker: unexpected line %q", l)
+			}
+		}
+		for _, p := range workers {
+			if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+				return err
+			}
+		}
+		var samples []float64
+		var syncs, errs, pushed float64
+		for _, p := range workers {
+			res, err := p.result(ctx)
+			if err != nil {
+				return err
+			}
+			samples = append(samples, res.Samples...)
+			syncs += res.Metrics["syncs"]
+			errs += res.Metrics["errors"]
+			pushed += res.Metrics["pushed"]
+		}
+		secs := sz.FleetDuration.Seconds()
+		p99 := Percentile(samples, 99)
+		r.add(ScenarioReplicas, c, "syncs_s", syncs/secs)
+		r.add(ScenarioReplicas, c, "changes_s", pushed/secs)
+		r.add(ScenarioReplicas, c, "p50_ms", Percentile(samples, 50))
+		r.add(ScenarioReplicas, c, "p99_ms", p99)
+		r.add(ScenarioReplicas, c, "errors", errs)
+		r.progress(ScenarioReplicas, c, run, "%s syncs/s, p99 %s ms, %s failed", formatNum(syncs/secs), formatNum(p99), formatNum(errs))
+		return nil
+	})
 }

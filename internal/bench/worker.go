@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,14 +21,13 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/sqlite"
-	"github.com/offsync/offsync/drivers/transport/rest"
 	"github.com/offsync/offsync/server"
 	"github.com/uptrace/bun"
 )
 
 // The worker roles.
 const (
-	RoleServer      = "server"      // serve REST over a durable SQLite authority
+	RoleServer      = "server"      // serve every registered wire form over a durable authority
 	RoleLimits      = "limits"      // JSON decode and SQLite insert of the pulled pages
 	RolePull        = "pull"        // initial pull into a fresh replica
 	RolePush        = "push"        // push of queued local writes
@@ -40,10 +41,18 @@ const (
 // command line.
 type Spec struct {
 	Role string `json:"role"`
-	// URL is the server's base URL (client roles).
-	URL string `json:"url,omitempty"`
-	// DB is the authority's SQLite file (server role).
-	DB string `json:"db,omitempty"`
+	// Transport is the registered client transport a client role syncs
+	// with (DefaultTransport when empty); URL is its endpoint on the
+	// server, as the server worker printed it.
+	Transport string `json:"transport,omitempty"`
+	URL       string `json:"url,omitempty"`
+	// Bench is the base URL of the server worker's own endpoints (commit
+	// times, CPU time), on its HTTP listener.
+	Bench string `json:"bench,omitempty"`
+	// Store is the authority's store driver (server role): StoreSQLite
+	// (the default) or StorePostgres; DB is its SQLite file or Postgres DSN.
+	Store string `json:"store,omitempty"`
+	DB    string `json:"db,omitempty"`
 	// Dir is where a client keeps its replicas' files.
 	Dir string `json:"dir,omitempty"`
 	// N is the role's main size: rows to pull or push, iterations, writes,
@@ -125,12 +134,24 @@ func Worker(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) (err
 
 // ---- server ----
 
+// The stores an authority can be on.
+const (
+	StoreSQLite   = "sqlite"   // a SQLite file, synchronous FULL
+	StorePostgres = "postgres" // a PostgreSQL database
+)
+
+// DefaultTransport is the client transport of a client role that names
+// none, and the one the limits and local-write scenarios use.
+const DefaultTransport = "rest"
+
 // recorder is the authority with the commit time of every applied op: Push
-// returns once the batch's transaction has committed.
+// returns once the batch's transaction has committed. It embeds the
+// Service, so every interface the Service implements (Subscriber,
+// Authenticator, Getter, ...) reaches the server halves unchanged.
 type recorder struct {
 	*server.Service
 	mu      sync.Mutex
-	commits map[string]int64 // kind/id → Unix ns of the last commit
+	commits map[string]int64 // id → Unix ns of the last commit
 }
 
 func (r *recorder) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
@@ -148,10 +169,26 @@ func (r *recorder) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, 
 	return res, err
 }
 
-func (r *recorder) serveCommits(w http.ResponseWriter, _ *http.Request) {
-	r.mu.Lock()
-	b, err := json.Marshal(r.commits)
-	r.mu.Unlock()
+// benchPath is where the server role mounts its own endpoints: commits
+// (the commit times) and cpu (the process's user+sys time).
+const benchPath = "/_bench"
+
+func (r *recorder) benchHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /commits", func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		b, err := json.Marshal(r.commits)
+		r.mu.Unlock()
+		writeJSON(w, b, err)
+	})
+	mux.HandleFunc("GET /cpu", func(w http.ResponseWriter, _ *http.Request) {
+		b, err := json.Marshal(map[string]int64{"us": cpuTime().Microseconds()})
+		writeJSON(w, b, err)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, b []byte, err error) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -160,8 +197,14 @@ func (r *recorder) serveCommits(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// commitsPath is the server role's extra endpoint: the commit times.
-const commitsPath = "/_bench/commits"
+// cpuTime is the user+sys CPU time of this process, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // authenticate makes every bearer token its own principal.
 func authenticate(_ context.Context, token string) (core.Principal, error) {
@@ -179,11 +222,38 @@ func scope(_ context.Context, p core.Principal, kind string) (*core.Filter, erro
 	return &core.Filter{Field: "owner", Values: []string{p.ID}}, nil
 }
 
-func serveRole(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) error {
+// hello is the server worker's first line: where each wire form is served.
+type hello struct {
+	// Addr is the HTTP listener's address.
+	Addr string `json:"addr"`
+	// Endpoints maps each served transport to the URL its client opens:
+	// http://host:port/ (REST), ws://host:port/ws, grpc://host:port, ...
+	Endpoints map[string]string `json:"endpoints"`
+	// Bench is the base URL of the worker's own endpoints.
+	Bench string `json:"bench"`
+}
+
+// openAuthority opens the authority's store named by spec.
+func openAuthority(ctx context.Context, spec Spec) (core.Store, error) {
 	if spec.DB == "" {
-		return fmt.Errorf("bench: server: no db: %w", core.ErrInvalid)
+		return nil, fmt.Errorf("bench: server: no db: %w", core.ErrInvalid)
 	}
-	st, err := sqlite.Open(ctx, spec.DB, &sqlite.Options{Synchronous: "FULL"})
+	switch spec.Store {
+	case "", StoreSQLite:
+		return core.OpenStore(ctx, StoreSQLite, spec.DB, map[string]any{"synchronous": "FULL"})
+	case StorePostgres:
+		return core.OpenStore(ctx, StorePostgres, spec.DB, nil)
+	default:
+		return nil, fmt.Errorf("bench: server: unknown store %q (known: %s, %s): %w", spec.Store, StoreSQLite, StorePostgres, core.ErrInvalid)
+	}
+}
+
+// serveRole serves every registered server half over a recording
+// authority: the HTTP halves mounted on one listener (server.NewHTTPMux),
+// each half with a listener of its own on a port of its own, all on
+// 127.0.0.1. It prints a hello line, then serves until stdin is closed.
+func serveRole(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) error {
+	st, err := openAuthority(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -198,17 +268,86 @@ func serveRole(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) e
 	}
 	defer svc.Close()
 	rec := &recorder{Service: svc, commits: map[string]int64{}}
-	mux := http.NewServeMux()
-	mux.Handle("/", rest.NewHandler(rec, nil))
-	mux.HandleFunc("GET "+commitsPath, rec.serveCommits)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+
+	var (
+		servedMu sync.Mutex
+		served   = map[string]string{}
+	)
+	servedFn := func() map[string]string {
+		servedMu.Lock()
+		defer servedMu.Unlock()
+		m := make(map[string]string, len(served))
+		for k, v := range served {
+			m[k] = v
+		}
+		return m
+	}
+	type half struct {
+		name string
+		ts   server.TransportServer
+	}
+	var halves []half
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, h := range halves {
+			_ = h.ts.Shutdown(sctx)
+		}
+	}()
+	mounts := map[string]http.Handler{benchPath: rec.benchHandler()}
+	endpoints := map[string]string{}
+	errc := make(chan error, 8)
+	logger := slog.New(slog.DiscardHandler)
+	for _, name := range server.Transports() {
+		d, err := server.LookupTransport(name)
+		if err != nil {
+			return err
+		}
+		tc := server.TransportConfig{Served: servedFn, Logger: logger}
+		if d.OwnsListener() {
+			tc.Addr = "127.0.0.1:0"
+		}
+		ts, err := server.OpenServer(ctx, name, rec, tc)
+		if err != nil {
+			return err
+		}
+		halves = append(halves, half{name, ts})
+		switch h := ts.(type) {
+		case server.HTTPTransport:
+			mounts[d.Path] = h
+			servedMu.Lock()
+			served[name] = d.Path
+			servedMu.Unlock()
+			endpoints[name] = clientURL(ctx, name, []string{"http", "ws"}, addr, d.Path)
+		case server.ListenerTransport:
+			hl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			servedMu.Lock()
+			served[name] = hl.Addr().String()
+			servedMu.Unlock()
+			go func() { errc <- h.Serve(hl) }()
+			endpoints[name] = clientURL(ctx, name, []string{"grpc", "http"}, hl.Addr().String(), "")
+		}
+	}
+	mux, err := server.NewHTTPMux(mounts)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	if _, err := fmt.Fprintf(out, "{\"addr\":%q}\n", ln.Addr().String()); err != nil {
+	go func() { errc <- srv.Serve(ln) }()
+	line, err := json.Marshal(hello{Addr: addr, Endpoints: endpoints, Bench: "http://" + addr + benchPath})
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
 		return err
 	}
 	// Serve until the parent closes our stdin (or dies).
@@ -220,14 +359,59 @@ func serveRole(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) e
 	select {
 	case <-stopped:
 	case <-ctx.Done():
-	case err := <-served:
-		return err
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = svc.Close() // ends the event streams, so Shutdown does not wait for them
+	// The halves end their streams first, then the requests in flight.
+	for _, h := range halves {
+		_ = h.ts.Shutdown(sctx)
+	}
+	_ = svc.Close()
 	return srv.Shutdown(sctx)
 }
+
+// clientURL is the URL a transport's client opens to reach its half at
+// host:port and path: the first of schemes its registered client opener
+// accepts (an HTTP half's client may want ws:// rather than http://), or
+// the first scheme when it has no client in this binary.
+func clientURL(ctx context.Context, name string, schemes []string, hostport, path string) string {
+	for _, scheme := range schemes {
+		u := scheme + "://" + hostport + path
+		tr, err := core.OpenTransport(ctx, name, u, nil)
+		if err != nil {
+			continue
+		}
+		if c, ok := tr.(io.Closer); ok {
+			_ = c.Close()
+		}
+		return u
+	}
+	return schemes[0] + "://" + hostport + path
+}
+
+// Transports lists the transports the bench can run: every registered
+// client transport that also has a server half, in the server halves'
+// order (REST first).
+func Transports() []string {
+	clients := map[string]bool{}
+	for _, name := range core.TransportDrivers() {
+		clients[name] = true
+	}
+	var out []string
+	for _, name := range server.Transports() {
+		if clients[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Stores lists the authority stores the bench can run on.
+func Stores() []string { return []string{StoreSQLite, StorePostgres} }
 
 // ---- clients ----
 
@@ -235,15 +419,44 @@ func openReplica(ctx context.Context, path string) (*sqlite.Store, error) {
 	return sqlite.Open(ctx, path, nil)
 }
 
-// newEngine opens a fresh replica at path syncing tables with the server.
-func newEngine(ctx context.Context, path string, tr core.Transport, tables ...core.Table) (*core.Engine, *sqlite.Store, error) {
-	st, err := openReplica(ctx, path)
+// openTransport opens the client of spec's transport at spec.URL, with
+// token as its bearer token when not empty.
+func openTransport(ctx context.Context, spec Spec, token string) (core.Transport, error) {
+	name := spec.Transport
+	if name == "" {
+		name = DefaultTransport
+	}
+	var opts map[string]any
+	if token != "" {
+		opts = map[string]any{"token": token}
+	}
+	return core.OpenTransport(ctx, name, spec.URL, opts)
+}
+
+// newEngine opens a fresh replica at path syncing tables with the server
+// over spec's transport; closing the engine closes the transport.
+func newEngine(ctx context.Context, path string, spec Spec, token string, tables ...core.Table) (*core.Engine, *sqlite.Store, error) {
+	tr, err := openTransport(ctx, spec, token)
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := core.NewEngine(ctx, st, tr, &core.Options{Tables: tables})
+	var closers []io.Closer
+	if c, ok := tr.(io.Closer); ok {
+		closers = append(closers, c)
+	}
+	st, err := openReplica(ctx, path)
+	if err != nil {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, nil, err
+	}
+	eng, err := core.NewEngine(ctx, st, tr, &core.Options{Tables: tables, Closers: closers})
 	if err != nil {
 		st.Close()
+		for _, c := range closers {
+			c.Close()
+		}
 		return nil, nil, err
 	}
 	return eng, st, nil
@@ -252,6 +465,69 @@ func newEngine(ctx context.Context, path string, tr core.Transport, tables ...co
 func closeEngine(eng *core.Engine, st *sqlite.Store) {
 	eng.Close()
 	st.Close()
+}
+
+// serverCPU returns the server worker's CPU time so far.
+func serverCPU(ctx context.Context, bench string) (time.Duration, error) {
+	var v struct {
+		US int64 `json:"us"`
+	}
+	if err := getJSON(ctx, bench+"/cpu", &v); err != nil {
+		return 0, err
+	}
+	return time.Duration(v.US) * time.Microsecond, nil
+}
+
+func getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// cpuMeter measures the CPU time of the client (this process) and of the
+// server worker between start and stop.
+type cpuMeter struct {
+	bench          string
+	client, server time.Duration
+}
+
+func startCPU(ctx context.Context, bench string) (*cpuMeter, error) {
+	m := &cpuMeter{bench: bench}
+	if bench != "" {
+		s, err := serverCPU(ctx, bench)
+		if err != nil {
+			return nil, fmt.Errorf("server CPU time: %w", err)
+		}
+		m.server = s
+	}
+	m.client = cpuTime()
+	return m, nil
+}
+
+// stop adds the client's and the server's CPU time, in ms, to metrics as
+// cpu_client_ms and cpu_server_ms.
+func (m *cpuMeter) stop(ctx context.Context, metrics map[string]float64) error {
+	client := cpuTime() - m.client
+	metrics["cpu_client_ms"] = float64(client.Microseconds()) / 1000
+	if m.bench == "" {
+		return nil
+	}
+	s, err := serverCPU(ctx, m.bench)
+	if err != nil {
+		return fmt.Errorf("server CPU time: %w", err)
+	}
+	metrics["cpu_server_ms"] = float64((s - m.server).Microseconds()) / 1000
+	return nil
 }
 
 // peakRSSMB is this process's peak resident set size in MB: VmHWM of
@@ -297,6 +573,7 @@ const pageSize = 500
 
 // fetchPages reads the whole item feed as the REST pages' raw bytes.
 func fetchPages(ctx context.Context, base string) ([][]byte, error) {
+	base = strings.TrimRight(base, "/")
 	var pages [][]byte
 	token := ""
 	for {
@@ -405,11 +682,15 @@ func limitsRole(ctx context.Context, spec Spec) (Result, error) {
 }
 
 func pullRole(ctx context.Context, spec Spec) (Result, error) {
-	eng, st, err := newEngine(ctx, spec.Dir+"/pull.db", rest.NewClient(spec.URL, nil), Items)
+	eng, st, err := newEngine(ctx, spec.Dir+"/pull.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
 	defer closeEngine(eng, st)
+	cpu, err := startCPU(ctx, spec.Bench)
+	if err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
 	stats, err := eng.Sync(ctx)
 	elapsed := time.Since(start)
@@ -419,12 +700,16 @@ func pullRole(ctx context.Context, spec Spec) (Result, error) {
 	if stats.Pulled != spec.N {
 		return Result{}, fmt.Errorf("pulled %d rows, want %d", stats.Pulled, spec.N)
 	}
-	return Result{Metrics: map[string]float64{
+	m := map[string]float64{
 		"rows":    float64(stats.Pulled),
 		"seconds": elapsed.Seconds(),
 		"rps":     float64(stats.Pulled) / elapsed.Seconds(),
 		"rss_mb":  peakRSSMB(),
-	}}, nil
+	}
+	if err := cpu.stop(ctx, m); err != nil {
+		return Result{}, err
+	}
+	return Result{Metrics: m}, nil
 }
 
 // enqueue writes items first..first+n-1 through the engine's Writer,
@@ -449,12 +734,16 @@ func enqueue(ctx context.Context, eng *core.Engine, first, n int) error {
 
 // pushRole queues N writes offline, then times one push-only Sync.
 func pushRole(ctx context.Context, spec Spec) (Result, error) {
-	eng, st, err := newEngine(ctx, spec.Dir+"/push.db", rest.NewClient(spec.URL, nil), Items)
+	eng, st, err := newEngine(ctx, spec.Dir+"/push.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
 	defer closeEngine(eng, st)
 	if err := enqueue(ctx, eng, 0, spec.N); err != nil {
+		return Result{}, err
+	}
+	cpu, err := startCPU(ctx, spec.Bench)
+	if err != nil {
 		return Result{}, err
 	}
 	start := time.Now()
@@ -466,18 +755,21 @@ func pushRole(ctx context.Context, spec Spec) (Result, error) {
 	if stats.Pushed != spec.N || stats.Errors != 0 || stats.Conflicts != 0 {
 		return Result{}, fmt.Errorf("pushed %d ops (%d errors, %d conflicts), want %d", stats.Pushed, stats.Errors, stats.Conflicts, spec.N)
 	}
-	return Result{Metrics: map[string]float64{
+	m := map[string]float64{
 		"ops":     float64(stats.Pushed),
 		"seconds": elapsed.Seconds(),
 		"ops_s":   float64(stats.Pushed) / elapsed.Seconds(),
-	}}, nil
+	}
+	if err := cpu.stop(ctx, m); err != nil {
+		return Result{}, err
+	}
+	return Result{Metrics: m}, nil
 }
 
 // incrementalRole pulls the N seeded rows, has a second replica push M new
 // rows, then times the first replica's Sync.
 func incrementalRole(ctx context.Context, spec Spec) (Result, error) {
-	tr := rest.NewClient(spec.URL, nil)
-	eng, st, err := newEngine(ctx, spec.Dir+"/reader.db", tr, Items)
+	eng, st, err := newEngine(ctx, spec.Dir+"/reader.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
@@ -489,7 +781,7 @@ func incrementalRole(ctx context.Context, spec Spec) (Result, error) {
 	if stats.Pulled != spec.N {
 		return Result{}, fmt.Errorf("first pull: %d rows, want %d", stats.Pulled, spec.N)
 	}
-	wr, wst, err := newEngine(ctx, spec.Dir+"/writer.db", rest.NewClient(spec.URL, nil), Items)
+	wr, wst, err := newEngine(ctx, spec.Dir+"/writer.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
@@ -526,7 +818,7 @@ func localWriteRole(ctx context.Context, spec Spec) (Result, error) {
 	if err := raw.Register(ctx, Items); err != nil {
 		return Result{}, err
 	}
-	eng, st, err := newEngine(ctx, spec.Dir+"/writer.db", rest.NewClient(spec.URL, nil), Items)
+	eng, st, err := newEngine(ctx, spec.Dir+"/writer.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
@@ -564,12 +856,12 @@ func localWriteRole(ctx context.Context, spec Spec) (Result, error) {
 // to apply it; the latency is B's apply time minus the authority's commit
 // time.
 func realtimeRole(ctx context.Context, spec Spec) (Result, error) {
-	a, ast, err := newEngine(ctx, spec.Dir+"/a.db", rest.NewClient(spec.URL, nil), Items)
+	a, ast, err := newEngine(ctx, spec.Dir+"/a.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
 	defer closeEngine(a, ast)
-	b, bst, err := newEngine(ctx, spec.Dir+"/b.db", rest.NewClient(spec.URL, nil), Items)
+	b, bst, err := newEngine(ctx, spec.Dir+"/b.db", spec, "", Items)
 	if err != nil {
 		return Result{}, err
 	}
@@ -649,7 +941,7 @@ func realtimeRole(ctx context.Context, spec Spec) (Result, error) {
 		}
 		applied[NewItem(i).ID] = at
 	}
-	commits, err := fetchCommits(ctx, spec.URL)
+	commits, err := fetchCommits(ctx, spec.Bench)
 	if err != nil {
 		return Result{}, err
 	}
@@ -667,21 +959,9 @@ func realtimeRole(ctx context.Context, spec Spec) (Result, error) {
 	}, nil
 }
 
-func fetchCommits(ctx context.Context, base string) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+commitsPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", commitsPath, resp.Status)
-	}
+func fetchCommits(ctx context.Context, bench string) (map[string]int64, error) {
 	var m map[string]int64
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+	if err := getJSON(ctx, bench+"/commits", &m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -712,10 +992,7 @@ func fleetRole(ctx context.Context, spec Spec, stdin io.Reader, out io.Writer) (
 	}()
 	for i := range reps {
 		name := fmt.Sprintf("r%04d", spec.First+i)
-		tr := rest.NewClient(spec.URL, &rest.Options{
-			Token: func(context.Context, bool) (string, error) { return name, nil },
-		})
-		eng, st, err := newEngine(ctx, fmt.Sprintf("%s/%s.db", spec.Dir, name), tr, Tasks)
+		eng, st, err := newEngine(ctx, fmt.Sprintf("%s/%s.db", spec.Dir, name), spec, name, Tasks)
 		if err != nil {
 			return Result{}, err
 		}
