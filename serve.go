@@ -83,17 +83,7 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 		return cfg.Wrap("server.transports", fmt.Errorf("%w: no transport to serve (known: none; import github.com/offsync/offsync)", core.ErrUnknownDriver))
 	}
 
-	storeOpts := cfg.Store.Options
-	if cfg.Store.Driver == "sqlite" {
-		if _, set := storeOpts["synchronous"]; !set {
-			storeOpts = maps.Clone(storeOpts)
-			if storeOpts == nil {
-				storeOpts = map[string]any{}
-			}
-			storeOpts["synchronous"] = "FULL"
-		}
-	}
-	store, err := core.OpenStore(ctx, cfg.Store.Driver, cfg.Store.DSN, storeOpts)
+	store, err := core.OpenStore(ctx, cfg.Store.Driver, cfg.Store.DSN, authorityStoreOptions(cfg.Store))
 	if err != nil {
 		return cfg.Wrap("store", fmt.Errorf("open the %s store: %w", cfg.Store.Driver, err))
 	}
@@ -309,6 +299,24 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 		log.Info("stopped")
 	}
 	return serveErr
+}
+
+// authorityStoreOptions are the store options of an authority: a SQLite
+// store is durable on every commit (synchronous=FULL) unless the config
+// says otherwise, since an acknowledged write must survive a power cut.
+func authorityStoreOptions(st config.Store) map[string]any {
+	if st.Driver != "sqlite" {
+		return st.Options
+	}
+	if _, set := st.Options["synchronous"]; set {
+		return st.Options
+	}
+	opts := maps.Clone(st.Options)
+	if opts == nil {
+		opts = map[string]any{}
+	}
+	opts["synchronous"] = "FULL"
+	return opts
 }
 
 // upgradeDeadlines lifts the listener's read and write timeouts from
