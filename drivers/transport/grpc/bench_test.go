@@ -3,7 +3,9 @@ package grpc_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/server"
@@ -89,4 +91,40 @@ func BenchmarkPull100k(b *testing.B) {
 		rows += got
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkNoticeLatency measures the time from a one-op push to the
+// authority (its commit included) to the notice arriving through a
+// Subscribe stream on loopback (p50 and p99 reported).
+func BenchmarkNoticeLatency(b *testing.B) {
+	svc := newAuthority(b, nil)
+	r := serve(b, svc, server.TransportConfig{})
+	c := dial(b, r.addr, "", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Subscribe(ctx, []string{"rt"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	actx := core.WithPrincipal(ctx, core.Principal{})
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		op := core.Op{OpID: fmt.Sprint("rt-", i), Kind: "rt", ID: fmt.Sprint(i), Type: core.OpUpsert, Payload: []byte(`{"n":1}`)}
+		start := time.Now()
+		res, err := svc.Push(actx, []core.Op{op})
+		if err != nil || res[0].Status != core.StatusApplied {
+			b.Fatal(err)
+		}
+		for n := range ch {
+			if n.ID == op.ID {
+				break
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
