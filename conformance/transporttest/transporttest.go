@@ -96,6 +96,11 @@ func Tests() []Test {
 		{"Batch", TestBatch},
 		{"Get", TestGet},
 		{"Realtime", TestRealtime},
+		{"LimitsIDs", TestLimitsIDs},
+		{"LimitsPayload", TestLimitsPayload},
+		{"LimitsPageBytes", TestLimitsPageBytes},
+		{"LimitsDynamicKindsOnRead", TestLimitsDynamicKindsOnRead},
+		{"LimitsScopedNotices", TestLimitsScopedNotices},
 		{"Convergence", TestConvergence},
 	}
 }
