@@ -17,9 +17,10 @@
 //
 // The server half (NewServer, registered as the "grpc" server half with a
 // listener of its own, by default the HTTP port plus one) serves the
-// service over any core.Transport, normally *server.Service, and the
-// standard grpc.health.v1 service beside it. One unary and one stream
-// interceptor authenticate every call but Capabilities and health through
+// service over any core.Transport, normally *server.Service, with the
+// standard grpc.health.v1 service and server reflection beside it. One unary
+// and one stream interceptor authenticate every call but Capabilities,
+// health and reflection through
 // server.Authenticate; scope, limits and idempotency stay in the authority.
 // The edge limits come from server.Limits: MaxMessage is the receive limit
 // (and a page is cut to fit it), MaxInFlight the concurrent streams of a

@@ -3,11 +3,13 @@ package grpc_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/offsync/offsync/core"
 	syncv1 "github.com/offsync/offsync/drivers/transport/grpc/proto/offsync/sync/v1"
@@ -71,4 +73,33 @@ func TestShutdown(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Errorf("the cut call succeeded")
 	}
+}
+
+// TestReflection: the service can be discovered by tools (grpcurl) without
+// a token.
+func TestReflection(t *testing.T) {
+	svc := newAuthority(t, &server.Options{Authenticate: func(context.Context, string) (core.Principal, error) {
+		return core.Principal{}, core.ErrUnauthorized
+	}})
+	r := serve(t, svc, server.TransportConfig{})
+	conn, _ := rawConn(t, r.addr)
+	s, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sv := range resp.GetListServicesResponse().GetService() {
+		names = append(names, sv.GetName())
+	}
+	if !slices.Contains(names, "offsync.sync.v1.Sync") || !slices.Contains(names, "grpc.health.v1.Health") {
+		t.Errorf("reflection lists %v", names)
+	}
+	s.CloseSend()
 }

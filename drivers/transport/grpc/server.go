@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/offsync/offsync/core"
@@ -104,6 +105,8 @@ func NewServer(t core.Transport, cfg server.TransportConfig) *Server {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(syncv1.Sync_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.gs, s.health)
+	// Server reflection, for tools such as grpcurl and grpcui.
+	reflection.Register(s.gs)
 	return s
 }
 
@@ -145,9 +148,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // public reports whether a method needs no token: Capabilities (as REST's
-// /health) and the health service.
+// /health), the health service and server reflection (the schema is public:
+// it is sync.proto).
 func public(method string) bool {
-	return method == syncv1.Sync_Capabilities_FullMethodName || strings.HasPrefix(method, "/grpc.health.v1.Health/")
+	return method == syncv1.Sync_Capabilities_FullMethodName || strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(method, "/grpc.reflection.")
 }
 
 // authenticate puts the caller's principal in ctx: metadata authorization,
@@ -277,7 +282,7 @@ func (s *Server) Pull(ctx context.Context, in *syncv1.PullRequest) (*syncv1.Page
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	for {
+	for tries := 0; ; {
 		page, err := s.t.Pull(ctx, req)
 		if err != nil {
 			return nil, s.fail(ctx, "pull "+req.Kind, err)
@@ -300,6 +305,11 @@ func (s *Server) Pull(ctx context.Context, in *syncv1.PullRequest) (*syncv1.Page
 				"%v: record %s/%s does not fit in a message of %d bytes", core.ErrTooLarge, req.Kind, page.Records[0].ID, s.limits.MaxMessage)
 		}
 		// Fewer rows, in proportion, with a margin: the sizes vary.
+		if tries++; tries > 16 || (req.Limit > 0 && n > req.Limit) {
+			// The authority does not honour smaller limits.
+			return nil, statusWithCode(http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
+				"%v: a page of %d bytes is over the message limit of %d", core.ErrTooLarge, size, s.limits.MaxMessage)
+		}
 		req.Limit = max(1, min(n-1, int(int64(n)*s.limits.MaxMessage/size*9/10)))
 	}
 }
