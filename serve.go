@@ -409,6 +409,10 @@ func serverOptions(cfg *config.Server, log *slog.Logger) (*server.Options, error
 		MaxBatch:             v.MaxBatch,
 		MaxLimit:             v.MaxLimit,
 		DefaultLimit:         v.DefaultLimit,
+		MaxDepth:             v.MaxDepth,
+		MaxRecordBytes:       v.MaxRecordBytes,
+		MaxPageBytes:         v.MaxPageBytes,
+		MaxDynamicKinds:      v.MaxDynamicKinds,
 		Logger:               log,
 	}
 	for _, k := range v.Kinds {

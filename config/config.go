@@ -157,6 +157,14 @@ type ServerSection struct {
 	// Scopes maps a kind to the business field holding its owner's
 	// principal ID (a per-kind Scope); a kind may not be in both.
 	Scopes map[string]string `yaml:"scopes"`
+	// MaxDepth bounds how deeply a record's business fields nest (default
+	// 64); MaxRecordBytes their size as JSON (default 1 MiB); MaxPageBytes
+	// the bytes of one pull page (default 4 MiB, the next page continues);
+	// MaxDynamicKinds how many kinds dynamic_kinds may create (default 256).
+	MaxDepth        int `yaml:"max_depth"`
+	MaxRecordBytes  int `yaml:"max_record_bytes"`
+	MaxPageBytes    int `yaml:"max_page_bytes"`
+	MaxDynamicKinds int `yaml:"max_dynamic_kinds"`
 	// MaxInFlight bounds the requests in flight on one connection of a
 	// multiplexing wire form (WebSocket, gRPC); default 64.
 	MaxInFlight int `yaml:"max_in_flight"`

@@ -392,6 +392,10 @@ func (s *Server) validate(d *decoder) {
 		d.problemAt("server.http", invalid("bad address %q: %v", v.HTTP, err))
 	}
 	d.nonNegative("server.max_conns", int64(v.MaxConns))
+	d.nonNegative("server.max_depth", int64(v.MaxDepth))
+	d.nonNegative("server.max_record_bytes", int64(v.MaxRecordBytes))
+	d.nonNegative("server.max_page_bytes", int64(v.MaxPageBytes))
+	d.nonNegative("server.max_dynamic_kinds", int64(v.MaxDynamicKinds))
 	d.nonNegative("server.max_in_flight", int64(v.MaxInFlight))
 	if t := v.TLS; t != nil && (t.Cert == "" || t.Key == "") {
 		d.problemAt("server.tls", invalid("tls needs both cert and key (PEM files)"))
