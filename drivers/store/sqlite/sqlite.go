@@ -33,6 +33,10 @@ type Options struct {
 	// Logger receives the store's log lines, such as a column Register
 	// added to a synced table (nil: slog.Default()).
 	Logger *slog.Logger
+	// Driver is the database/sql driver name the files are opened with:
+	// "sqlite" (modernc.org/sqlite) when empty, or a wrapper of that driver
+	// registered under another name (for tracing, or counting statements).
+	Driver string
 }
 
 // Store is a core.Store on SQLite. DB gives the *bun.DB for the
@@ -84,8 +88,12 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	busy := "_pragma=busy_timeout(" + strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10) + ")"
 	memory := dsn == ":memory:" || strings.Contains(dsn, "mode=memory") || strings.HasPrefix(dsn, "file::memory:")
 
+	driverName := o.Driver
+	if driverName == "" {
+		driverName = "sqlite"
+	}
 	writeDSN := dsn + sep + busy + "&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_txlock=immediate"
-	wsql, err := sql.Open("sqlite", writeDSN)
+	wsql, err := sql.Open(driverName, writeDSN)
 	if err != nil {
 		return nil, fmt.Errorf("offsync: sqlite: open %q: %w", dsn, err)
 	}
@@ -101,7 +109,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	cfg := bunstore.Config{DB: wdb, Dialect: dialect{}, Logger: o.Logger}
 	if !memory {
 		readDSN := dsn + sep + busy + "&_pragma=query_only(1)"
-		rsql, err := sql.Open("sqlite", readDSN)
+		rsql, err := sql.Open(driverName, readDSN)
 		if err != nil {
 			wdb.Close()
 			return nil, fmt.Errorf("offsync: sqlite: open %q: %w", dsn, err)
