@@ -286,6 +286,23 @@ func (s *Service) checkOpen() error {
 	return nil
 }
 
+// InputLimits are a Service's limits on what it is sent, defaults applied.
+// A transport's server half may check a request against them before calling
+// the Service, to answer in its own terms (REST: 400, 413); the Service
+// checks every op again whatever the transport did.
+type InputLimits struct {
+	MaxDepth        int // Options.MaxDepth
+	MaxRecordBytes  int // Options.MaxRecordBytes
+	MaxPageBytes    int // Options.MaxPageBytes
+	MaxDynamicKinds int // Options.MaxDynamicKinds
+}
+
+// InputLimits returns the Service's input limits.
+func (s *Service) InputLimits() InputLimits {
+	return InputLimits{MaxDepth: s.opts.MaxDepth, MaxRecordBytes: s.opts.MaxRecordBytes,
+		MaxPageBytes: s.opts.MaxPageBytes, MaxDynamicKinds: s.opts.MaxDynamicKinds}
+}
+
 // BatchLimits implements core.Batcher.
 func (s *Service) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 	return core.BatchLimits{MaxOps: s.opts.MaxBatch, MaxLimit: s.opts.MaxLimit}, nil

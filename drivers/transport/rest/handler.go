@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/server"
 )
 
 // HandlerOptions configure a Handler. The zero value (or nil) is usable.
@@ -48,6 +49,7 @@ type Handler struct {
 	sub        core.Subscriber
 	batcher    core.Batcher
 	auth       core.Authenticator
+	limits     *server.InputLimits // the authority's payload limits, when it states them
 	maxBody    int64
 	maxBatch   int
 	maxLimit   int
@@ -80,6 +82,10 @@ func NewHandler(t core.Transport, opts *HandlerOptions) http.Handler {
 	h.sub, _ = t.(core.Subscriber)
 	h.batcher, _ = t.(core.Batcher)
 	h.auth, _ = t.(core.Authenticator)
+	if l, ok := t.(interface{ InputLimits() server.InputLimits }); ok {
+		lim := l.InputLimits()
+		h.limits = &lim
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = 4 << 20
 	}
@@ -584,9 +590,27 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, kind, id string) {
 		h.writeErr(w, r, err)
 		return
 	}
+	if err := h.checkPayload(f.payload); err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
 	op := core.Op{OpID: opID, Kind: kind, ID: id, Type: core.OpUpsert, Payload: f.payload,
 		BaseUpdatedAt: f.base, EditedAt: f.edited, Force: force}
 	h.pushOne(w, r, op)
+}
+
+// checkPayload holds a PUT's payload to the authority's limits (when it
+// states them, as server.Service does), so that breaking one is a 400 or a
+// 413 rather than the op's rejection (422). Inside POST /batch the authority
+// answers each op itself.
+func (h *Handler) checkPayload(payload []byte) error {
+	if h.limits == nil {
+		return nil
+	}
+	if len(payload) > h.limits.MaxRecordBytes {
+		return fmt.Errorf("%w: a payload of %d bytes, at most %d", core.ErrTooLarge, len(payload), h.limits.MaxRecordBytes)
+	}
+	return core.CheckPayload(payload, h.limits.MaxDepth)
 }
 
 func (h *Handler) del(w http.ResponseWriter, r *http.Request, kind, id string) {

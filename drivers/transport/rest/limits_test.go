@@ -93,8 +93,11 @@ func key(k string) map[string]string { return map[string]string{"X-Idempotency-K
 func TestRESTDeepPayloadRefused(t *testing.T) {
 	s := newLimitsStack(t, nil)
 	deep := `{"x":` + strings.Repeat("[", 1100) + strings.Repeat("]", 1100) + `}`
-	if st, body := s.do(t, "alice", "PUT", "/note/deep", deep, key("k1")); st < 400 || st >= 500 {
-		t.Fatalf("PUT of a 1100-level body: %d %s, want a 4xx", st, body)
+	if st, body := s.do(t, "alice", "PUT", "/note/deep", deep, key("k1")); st != 400 {
+		t.Fatalf("PUT of a 1100-level body: %d %s, want 400", st, body)
+	}
+	if st, body := s.do(t, "alice", "PUT", "/note/deep65", `{"x":`+strings.Repeat("[", 64)+strings.Repeat("]", 64)+`}`, key("k4")); st != 400 {
+		t.Fatalf("PUT of a 65-level body: %d %s, want 400", st, body)
 	}
 	batch := `{"ops":[{"opId":"k2","kind":"note","id":"deep2","type":"upsert","payload":` + deep + `}]}`
 	if st, body := s.do(t, "alice", "POST", "/batch", batch, nil); st != 200 || !strings.Contains(body, `"status":422`) {
@@ -218,6 +221,23 @@ func TestRESTDynamicKinds(t *testing.T) {
 	}
 }
 
+// A payload over the authority's MaxRecordBytes is 413 on PUT, refused for
+// good inside a batch.
+func TestRESTRecordSize(t *testing.T) {
+	s := newLimitsStack(t, func(o *server.Options) { o.MaxRecordBytes = 1000 })
+	big := fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 1000))
+	if st, body := s.do(t, "alice", "PUT", "/note/big", big, key("b1")); st != 413 {
+		t.Fatalf("PUT of a payload over MaxRecordBytes: %d %s, want 413", st, body)
+	}
+	batch := `{"ops":[{"opId":"b2","kind":"note","id":"big","type":"upsert","payload":` + big + `}]}`
+	if st, body := s.do(t, "alice", "POST", "/batch", batch, nil); st != 200 || !strings.Contains(body, `"status":422`) {
+		t.Fatalf("a batch op over MaxRecordBytes: %d %s, want it answered 422", st, body)
+	}
+	if st, body := s.do(t, "alice", "PUT", "/note/small", `{"text":"x"}`, key("b3")); st != 200 {
+		t.Fatalf("PUT of a small payload: %d %s", st, body)
+	}
+}
+
 // Defect 6: a page ends at the byte budget, and the next page continues.
 func TestRESTPageByteBudget(t *testing.T) {
 	s := newLimitsStack(t, func(o *server.Options) { o.MaxPageBytes = 3000 })
@@ -264,8 +284,12 @@ func TestRESTSmallerDefects(t *testing.T) {
 	if st, body := s.do(t, "alice", "DELETE", "/note/x?_baseUpdatedAt=%%", "", nil); st != 400 {
 		t.Errorf("DELETE with a malformed query: %d %s, want 400", st, body)
 	}
-	if st, body := s.do(t, "alice", "PUT", "/note/dup", `{"a":{"k":1,"k":2}}`, key("d1")); st < 400 || st >= 500 {
-		t.Errorf("PUT with a key twice in a nested object: %d %s, want a 4xx", st, body)
+	if st, body := s.do(t, "alice", "PUT", "/note/dup", `{"a":{"k":1,"k":2}}`, key("d1")); st != 400 {
+		t.Errorf("PUT with a key twice in a nested object: %d %s, want 400", st, body)
+	}
+	batch := `{"ops":[{"opId":"d2","kind":"note","id":"dup2","type":"upsert","payload":{"a":[{"k":1,"k":2}]}}]}`
+	if st, body := s.do(t, "alice", "POST", "/batch", batch, nil); st != 200 || !strings.Contains(body, `"status":422`) {
+		t.Errorf("a batch op with a key twice in a nested object: %d %s, want it answered 422", st, body)
 	}
 	idem := func() int {
 		var n int
