@@ -279,7 +279,9 @@ func TestRunsOf(t *testing.T) {
 		want     int
 	}{
 		{ScenarioPull, cell{"ws", StorePostgres}, 3},
-		{ScenarioPullLarge, cell{"ws", StoreSQLite}, 3},
+		{ScenarioPush, cell{"ws", StorePostgres}, 3},
+		{ScenarioPullLarge, cell{"rest", StoreSQLite}, 3},
+		{ScenarioPullLarge, cell{"ws", StoreSQLite}, 1},
 		{ScenarioPullLarge, cell{"rest", StorePostgres}, 1},
 		{ScenarioReplicas, cell{"rest", StoreSQLite}, 3},
 		{ScenarioReplicas, cell{"ws", StoreSQLite}, 1},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,7 +208,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
-	r := &runner{cfg: cfg, seeded: map[string]seedDB{}, figures: map[string][]float64{}}
+	r := &runner{cfg: cfg, seeded: map[string]seedDB{}, figures: map[string][]float64{}, shown: map[string]bool{}}
 	rep = &Report{Started: time.Now(), Runs: cfg.Runs, Quick: cfg.Quick, Full: cfg.Full, Sizes: cfg.Sizes,
 		Scenarios: selected, Transports: cfg.Transports, Stores: cfg.Stores, Machine: machine()}
 	if slices.Contains(cfg.Stores, StorePostgres) {
@@ -329,6 +330,7 @@ type runner struct {
 	pg      *pgtest.Server
 	seeded  map[string]seedDB // store|rows → seeded authority
 	figures map[string][]float64
+	shown   map[string]bool // stores whose server's endpoints were printed
 	seq     int
 }
 
@@ -364,24 +366,25 @@ func (r *runner) cells(scenario string) []cell {
 }
 
 // Reduced describes the cells the default plan runs once instead of Runs
-// times, so that a run of every transport on both stores stays within
-// ten minutes on a two-core machine (Config.Full runs them all Runs
-// times). The sizes are never reduced.
-const Reduced = "pull-1m on Postgres, and replicas on any cell but the first transport on the first store, run once"
+// times, so that a run of every transport on both stores stays within ten
+// minutes on a two-core machine (Config.Full runs them all Runs times).
+// The sizes are never reduced.
+const Reduced = "pull-1m and replicas run --runs times on the first transport and store, once on the others"
+
+// heavy reports whether a scenario is one of the two long ones (a million
+// rows; a 200-replica fleet for 20 s) that Reduced runs once per cell
+// beyond the first.
+func heavy(scenario string) bool {
+	return scenario == ScenarioPullLarge || scenario == ScenarioReplicas
+}
 
 // runsOf is how many times a cell runs.
 func (r *runner) runsOf(scenario string, c cell) int {
-	if r.cfg.Full {
+	first := c.transport == r.cfg.Transports[0] && c.store == r.cfg.Stores[0]
+	if r.cfg.Full || first || !heavy(scenario) {
 		return r.cfg.Runs
 	}
-	first := c.transport == r.cfg.Transports[0] && c.store == r.cfg.Stores[0]
-	switch {
-	case scenario == ScenarioPullLarge && c.store == StorePostgres:
-		return 1
-	case scenario == ScenarioReplicas && !first:
-		return 1
-	}
-	return r.cfg.Runs
+	return 1
 }
 
 // maxRuns is the most runs of any cell of a scenario.
@@ -690,6 +693,14 @@ func (r *runner) startServer(ctx context.Context, name string, a authority) (*se
 	if err := json.Unmarshal([]byte(l), &s.hello); err != nil || s.Addr == "" || len(s.Endpoints) == 0 {
 		p.stop()
 		return nil, fmt.Errorf("server worker: bad first line %q", l)
+	}
+	if !r.shown[a.store] {
+		r.shown[a.store] = true
+		var eps []string
+		for _, name := range slices.Sorted(maps.Keys(s.Endpoints)) {
+			eps = append(eps, name+" "+s.Endpoints[name])
+		}
+		fmt.Fprintf(r.cfg.Progress, "bench: the server on %s serves %s\n", a.store, strings.Join(eps, ", "))
 	}
 	return s, nil
 }
