@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -133,4 +134,23 @@ func FuzzCheckPayload(f *testing.F) {
 			t.Fatalf("%q accepted, its re-encoding %q refused: %v", data, again, err)
 		}
 	})
+}
+
+func ExampleCheckPayload() {
+	fmt.Println(core.CheckPayload([]byte(`{"title":"milk","tags":["a","b"]}`), 0))
+	fmt.Println(errors.Is(core.CheckPayload([]byte(`{"a":{"k":1,"k":2}}`), 0), core.ErrInvalid))
+	deep := `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`
+	fmt.Println(core.CheckPayload([]byte(deep), 0))
+	// Output:
+	// <nil>
+	// true
+	// offsync: invalid input: data is nested deeper than 64 levels
+}
+
+func ExampleCheckID() {
+	fmt.Println(core.CheckID("todo-1"))
+	fmt.Println(core.CheckID("a\x00b"))
+	// Output:
+	// <nil>
+	// offsync: invalid input: a record id may not contain NUL
 }
