@@ -68,7 +68,7 @@ var deadListCmd = &cobra.Command{
 		}
 		return printList(cmd.OutOrStdout(), deadJSON, ops, toOpJSON, "no dead letters",
 			"OP\tKIND\tID\tTYPE\tATTEMPTS\tERROR", func(op core.Op) string {
-				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", op.OpID, op.Kind, op.ID, op.Type, op.Attempts, op.LastError)
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", op.OpID, op.Kind, op.ID, op.Type, op.Attempts, tidyError(op.LastError))
 			})
 	},
 }

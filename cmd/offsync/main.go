@@ -38,7 +38,17 @@ Start the reference server on a fresh directory:
 
 then check it answers:
 
-  curl localhost:8080/health`,
+  curl localhost:8080/health
+
+Exit codes (every command):
+
+  0  success
+  1  the work failed: the server refused or could not be reached, an op
+     failed, a record or op was not found, no local database exists
+  2  a mistake in the command line or the config file (nothing was done)
+
+The wire contract is docs/protocol.md; what offsync guarantees, with the
+test proving each promise, is docs/guarantees.md.`,
 	Example: `  offsync serve --db ./offsync.db --http 127.0.0.1:8080
   offsync version
   offsync completion bash > /etc/bash_completion.d/offsync`,

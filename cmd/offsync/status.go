@@ -37,9 +37,18 @@ var statusCmd = &cobra.Command{
 	Use:   "status",
 	Short: "Show a replica's outbox, cursors, pending conflicts and dead letters",
 	Long: `Show the state of the replica described by a client config, without
-contacting the server: the outbox counted by kind and state (pending,
-in-flight, deferred, dead), the pull cursor of each kind (the last row applied),
-the conflicts waiting in the inbox and the dead letters.`,
+contacting the server: the outbox counted by kind and state, the pull cursor
+of each kind (the last row applied), the conflicts waiting in the inbox and
+the dead letters. It never creates a database: without one it says so.
+
+The outbox states:
+
+  PENDING     not sent yet; pushed at the next sync
+  UNANSWERED  sent (or about to be) when a sync stopped, and no answer came
+              back; the next sync sends it again, and the server applies it
+              once (in JSON: "in_flight")
+  DEFERRED    a conflict waiting in the inbox: offsync conflicts list
+  DEAD        refused for good: offsync dead-letters list`,
 	Example: `  offsync status
   offsync status --config client.yaml --json`,
 	Args: cobra.NoArgs,
@@ -103,7 +112,7 @@ the conflicts waiting in the inbox and the dead letters.`,
 			return writeJSON(out, rep)
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tPENDING\tIN-FLIGHT\tDEFERRED\tDEAD\tCONFLICTS\tCURSOR")
+		fmt.Fprintln(tw, "KIND\tPENDING\tUNANSWERED\tDEFERRED\tDEAD\tCONFLICTS\tCURSOR")
 		for _, ks := range rep.Kinds {
 			cur := "-"
 			if ks.Cursor != nil {
@@ -120,8 +129,15 @@ the conflicts waiting in the inbox and the dead letters.`,
 		for _, n := range rep.Outbox {
 			total += n
 		}
-		_, err = fmt.Fprintf(out, "outbox: %d ops; conflicts: %d; dead letters: %d\n", total, rep.Conflicts, rep.DeadLetters)
-		return err
+		if _, err := fmt.Fprintf(out, "outbox: %d ops; conflicts: %d; dead letters: %d\n", total, rep.Conflicts, rep.DeadLetters); err != nil {
+			return err
+		}
+		if n := rep.Outbox[string(core.StateInFlight)]; n > 0 {
+			fmt.Fprintf(out, "%d unanswered: a sync stopped before the server's answer came; the next sync sends %s again (applied once)\n",
+				n, plural(n, "it", "them"))
+		}
+		hints(ctx, eng, out)
+		return nil
 	},
 }
 
