@@ -167,7 +167,7 @@ type session struct {
 // heard resets the heartbeat watchdog: the server is there.
 func (s *session) heard() {
 	s.mu.Lock()
-	if s.watch != nil {
+	if s.watch != nil && s.alive() {
 		s.watch.Reset(s.silence)
 	}
 	s.mu.Unlock()
@@ -889,11 +889,27 @@ func (sub *subscription) pump(ctx context.Context) {
 func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
 	sub := &subscription{kinds: append([]string(nil), kinds...), out: make(chan core.Notice, 16),
 		pending: map[string]core.Notice{}, wake: make(chan struct{}, 1)}
+	// Known to the client first, so that a reconnect meanwhile subscribes
+	// it again.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("websocket: subscribe: %w", core.ErrClosed)
+	}
+	c.subs[sub] = struct{}{}
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.subs, sub)
+		c.mu.Unlock()
+	}
 	s, err := c.session(ctx)
 	if err != nil {
+		forget()
 		return nil, err
 	}
 	if err := c.subscribeOn(ctx, s, sub); err != nil {
+		forget()
 		return nil, err
 	}
 	c.mu.Lock()
@@ -901,17 +917,16 @@ func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Not
 		c.mu.Unlock()
 		return nil, fmt.Errorf("websocket: subscribe: %w", core.ErrClosed)
 	}
-	c.subs[sub] = struct{}{}
 	if !c.superOn {
 		c.superOn = true
 		c.wg.Add(1)
 		go c.supervise()
 	}
-	c.mu.Unlock()
 	// The subscription lives until ctx or the client ends.
 	pctx, cancel := context.WithCancel(c.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	c.wg.Add(1)
+	c.wg.Add(1) // under mu, before Close's Wait
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		defer stop()
@@ -922,8 +937,10 @@ func (c *Client) Subscribe(ctx context.Context, kinds []string) (<-chan core.Not
 		cur := c.sess
 		c.mu.Unlock()
 		if cur != nil && cur.alive() && c.ctx.Err() == nil {
-			cur.mu.Lock()
+			sub.mu.Lock()
 			id := sub.id
+			sub.mu.Unlock()
+			cur.mu.Lock()
 			delete(cur.subs, id)
 			cur.mu.Unlock()
 			uctx, ucancel := context.WithTimeout(c.ctx, c.timeout)
