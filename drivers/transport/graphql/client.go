@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	gqlscalar "github.com/99designs/gqlgen/graphql"
 	genql "github.com/Khan/genqlient/graphql"
 
 	"github.com/offsync/offsync/core"
@@ -171,24 +172,13 @@ func (c *Client) checkOpen(what string) error {
 // resend after UNAUTHENTICATED, errors classified.
 type doer struct{ c *Client }
 
-// answerError is one error of an answer, with the extensions the contract
-// defines.
-type answerError struct {
-	Message    string `json:"message"`
-	Extensions struct {
-		Code   string `json:"code"`
-		Status int    `json:"status"`
-		Reason string `json:"reason"`
-	} `json:"extensions"`
-}
-
 func (d doer) MakeRequest(ctx context.Context, req *genql.Request, resp *genql.Response) error {
 	c := d.c
 	what := strings.ToLower(req.OpName)
 	if err := c.checkOpen(what); err != nil {
 		return err
 	}
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(req)
 	if err != nil {
 		return fmt.Errorf("graphql: %s: %w: %v", what, core.ErrInvalid, err)
 	}
@@ -201,25 +191,34 @@ func (d doer) MakeRequest(ctx context.Context, req *genql.Request, resp *genql.R
 		if err != nil {
 			return err
 		}
-		var env struct {
-			Errors []answerError `json:"errors"`
+		// One decode: the data into genqlient's typed answer, the errors
+		// beside it (a plain page in one pass of our own).
+		if pr, ok := resp.Data.(*gqlclient.PullResponse); ok && status == http.StatusOK && decodePull(raw, pr) {
+			return nil
 		}
-		if err := json.Unmarshal(raw, &env); err != nil {
-			return fmt.Errorf("graphql: %s: %w (HTTP %d, the answer is not GraphQL JSON)", what, wire.ErrorOf(status, ""), status)
+		if err := json.Unmarshal(raw, resp); err != nil {
+			if status != http.StatusOK {
+				return fmt.Errorf("graphql: %s: %w (HTTP %d, the answer is not GraphQL JSON)", what, wire.ErrorOf(status, ""), status)
+			}
+			return fmt.Errorf("graphql: %s: %w: unreadable answer: %v", what, core.ErrUnavailable, err)
 		}
-		if len(env.Errors) > 0 {
-			e := &env.Errors[0]
-			if e.Extensions.Code == CodeUnauthenticated && attempt == 0 && c.token != nil {
+		if len(resp.Errors) > 0 {
+			e := resp.Errors[0]
+			code, _ := e.Extensions["code"].(string)
+			reason, _ := e.Extensions["reason"].(string)
+			st := 0
+			if f, ok := e.Extensions["status"].(float64); ok {
+				st = int(f)
+			}
+			if code == CodeUnauthenticated && attempt == 0 && c.token != nil {
 				c.log.DebugContext(ctx, "graphql: UNAUTHENTICATED, refreshing the token", "op", what)
+				resp.Errors = nil
 				continue
 			}
-			return clientError(what, e.Extensions.Code, e.Extensions.Status, e.Extensions.Reason, e.Message)
+			return clientError(what, code, st, reason, e.Message)
 		}
 		if status != http.StatusOK {
 			return fmt.Errorf("graphql: %s: %w (HTTP %d)", what, wire.ErrorOf(status, ""), status)
-		}
-		if err := json.Unmarshal(raw, resp); err != nil {
-			return fmt.Errorf("graphql: %s: %w: unreadable answer: %v", what, core.ErrUnavailable, err)
 		}
 		return nil
 	}
@@ -575,4 +574,68 @@ func verdict(op *core.Op, r *gqlclient.PushPushPushResult) core.PushResult {
 		res.Reason = reason
 	}
 	return res
+}
+
+// pushVars is genqlient's variables of the Push operation.
+type pushVars interface{ GetOps() []gqlclient.OpInput }
+
+// encodeRequest encodes a request as genqlient would (json.Marshal), with a
+// push's ops written in one pass: their payloads are copied, not re-validated
+// and compacted by encoding/json (checkOp has checked them).
+func encodeRequest(req *genql.Request) ([]byte, error) {
+	pv, ok := req.Variables.(pushVars)
+	if !ok {
+		return json.Marshal(req)
+	}
+	ops := pv.GetOps()
+	size := len(req.Query) + 64
+	for i := range ops {
+		size += 160 + len(ops[i].OpId) + len(ops[i].Kind) + len(ops[i].Id)
+		if ops[i].Payload != nil {
+			size += len(*ops[i].Payload)
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(size)
+	buf.WriteString(`{"query":`)
+	gqlscalar.MarshalString(req.Query).MarshalGQL(&buf)
+	buf.WriteString(`,"variables":{"ops":[`)
+	for i := range ops {
+		op := &ops[i]
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"opId":`)
+		gqlscalar.MarshalString(op.OpId).MarshalGQL(&buf)
+		buf.WriteString(`,"kind":`)
+		gqlscalar.MarshalString(op.Kind).MarshalGQL(&buf)
+		buf.WriteString(`,"id":`)
+		gqlscalar.MarshalString(op.Id).MarshalGQL(&buf)
+		buf.WriteString(`,"type":`)
+		gqlscalar.MarshalString(string(op.Type)).MarshalGQL(&buf)
+		if op.Payload != nil {
+			buf.WriteString(`,"payload":`)
+			buf.Write(*op.Payload)
+		}
+		for _, t := range []struct {
+			name string
+			at   *time.Time
+		}{{"baseUpdatedAt", op.BaseUpdatedAt}, {"editedAt", op.EditedAt}} {
+			if t.at == nil {
+				continue
+			}
+			buf.WriteString(`,"` + t.name + `":"`)
+			var tb [40]byte
+			buf.Write(core.Micro(*t.at).AppendFormat(tb[:0], core.TimeLayout))
+			buf.WriteByte('"')
+		}
+		if op.Force != nil && *op.Force {
+			buf.WriteString(`,"force":true`)
+		}
+		buf.WriteByte('}')
+	}
+	buf.WriteString(`]},"operationName":`)
+	gqlscalar.MarshalString(req.OpName).MarshalGQL(&buf)
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }

@@ -28,14 +28,6 @@ func (postTransport) Supports(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
 }
 
-// request is the body of a POST: the GraphQL-over-HTTP request object.
-type request struct {
-	Query         string         `json:"query"`
-	OperationName string         `json:"operationName"`
-	Variables     map[string]any `json:"variables"`
-	Extensions    map[string]any `json:"extensions"`
-}
-
 func (p postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -62,13 +54,30 @@ func (p postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		writeErrors(w, http.StatusBadRequest, newError(http.StatusBadRequest, wire.CodeBadRequest, "reading the body: "+err.Error()))
 		return
 	}
-	req, err := decodeRequest(body)
+	env, vars, err := decodeRequest(body)
 	if err != nil {
 		writeErrors(w, http.StatusBadRequest, newError(http.StatusBadRequest, wire.CodeBadRequest, err.Error()))
 		return
 	}
-	params := &graphql.RawParams{Query: req.Query, OperationName: req.OperationName,
-		Variables: req.Variables, Extensions: req.Extensions, Headers: r.Header}
+	key := env.OperationName + "\x00" + env.Query
+	if !p.s.slow {
+		if sh, ok := p.s.shapes.get(key); ok && sh.kind == shapePush {
+			if b, ok := p.fastPush(ctx, env, sh); ok {
+				writeBody(w, http.StatusOK, b)
+				return
+			}
+		}
+	}
+	if vars, err = decodeVariables(env.Variables); err != nil {
+		writeErrors(w, http.StatusBadRequest, newError(http.StatusBadRequest, wire.CodeBadRequest, err.Error()))
+		return
+	}
+	var ext map[string]any
+	if len(env.Extensions) > 0 {
+		_ = json.Unmarshal(env.Extensions, &ext)
+	}
+	params := &graphql.RawParams{Query: env.Query, OperationName: env.OperationName,
+		Variables: vars, Extensions: ext, Headers: r.Header}
 	start := graphql.Now()
 	params.ReadTime = graphql.TraceTiming{Start: start, End: start}
 
@@ -83,26 +92,50 @@ func (p postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 			"a subscription needs a graphql-transport-ws socket"))
 		return
 	}
+	sh, ok := p.s.shapes.get(key)
+	if !ok {
+		sh = classify(oc.Operation)
+		p.s.shapes.put(key, sh)
+	}
+	if sh.kind == shapePull && !p.s.slow {
+		if b, ok := p.fastPull(graphql.WithOperationContext(ctx, oc), oc, sh); ok {
+			writeBody(w, http.StatusOK, b)
+			return
+		}
+	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, http.StatusOK, responses(ctx))
 }
 
-// decodeRequest reads a POST body. Numbers stay json.Number, so no digit of
-// a payload is lost on its way to the JSON scalar.
-func decodeRequest(body []byte) (*request, error) {
+// decodeRequest reads a POST body, its variables left undecoded.
+func decodeRequest(body []byte) (*envelope, map[string]any, error) {
 	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	var req request
-	if err := d.Decode(&req); err != nil {
-		return nil, fmt.Errorf("the body is not a GraphQL request ({\"query\":...,\"variables\":{...}}): %v", err)
+	var env envelope
+	if err := d.Decode(&env); err != nil {
+		return nil, nil, fmt.Errorf("the body is not a GraphQL request ({\"query\":...,\"variables\":{...}}): %v", err)
 	}
 	if d.More() {
-		return nil, fmt.Errorf("the body has data after the request object")
+		return nil, nil, fmt.Errorf("the body has data after the request object")
 	}
-	if req.Query == "" {
-		return nil, fmt.Errorf("the request has no query")
+	if env.Query == "" {
+		return nil, nil, fmt.Errorf("the request has no query")
 	}
-	return &req, nil
+	return &env, nil, nil
+}
+
+// decodeVariables decodes the variables object. Numbers stay json.Number,
+// so no digit of a payload is lost on its way to the JSON scalar.
+func decodeVariables(raw json.RawMessage) (map[string]any, error) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var vars map[string]any
+	if err := d.Decode(&vars); err != nil {
+		return nil, fmt.Errorf("the variables are not a JSON object: %v", err)
+	}
+	return vars, nil
 }
 
 // statusOfResponse is the HTTP status of a request refused before it ran.
@@ -121,33 +154,10 @@ func writeResponse(w http.ResponseWriter, status int, resp *graphql.Response) {
 	if resp == nil {
 		resp = &graphql.Response{Data: []byte("null")}
 	}
-	b := make([]byte, 0, len(resp.Data)+64)
-	b = append(b, '{')
-	if len(resp.Errors) > 0 {
-		js, err := json.Marshal(resp.Errors)
-		if err != nil {
-			js = []byte(`[{"message":"internal error"}]`)
-		}
-		b = append(b, `"errors":`...)
-		b = append(b, js...)
-	}
-	if len(resp.Data) > 0 {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, `"data":`...)
-		b = append(b, resp.Data...)
-	}
-	if len(resp.Extensions) > 0 {
-		if js, err := json.Marshal(resp.Extensions); err == nil {
-			if len(b) > 1 {
-				b = append(b, ',')
-			}
-			b = append(b, `"extensions":`...)
-			b = append(b, js...)
-		}
-	}
-	b = append(b, '}')
+	writeBody(w, status, responseBytes(resp))
+}
+
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
