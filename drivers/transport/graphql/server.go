@@ -143,8 +143,8 @@ type Server struct {
 	log     *slog.Logger
 	gql     *handler.Server
 
-	shapes  shapes // the fast path's plans per query text (fast.go)
-	slow    bool   // tests: serve every operation through the executor
+	shapes shapes // the fast path's plans per query text (fast.go)
+	slow   bool   // tests: serve every operation through the executor
 
 	base    context.Context // cancelled by Shutdown: ends every socket
 	cancel  context.CancelFunc
