@@ -34,11 +34,19 @@ func newReplica(t *testing.T, addr string, o *ogrpc.Options, kind string) *repli
 	return &replica{eng: eng, docs: core.DocsFor(eng, docs)}
 }
 
-// waitFor reads sub's events until match, or fails at the test's end.
+// waitLimit bounds a wait for an event, so that a missing one fails the
+// test instead of hanging it until go test's timeout.
+const waitLimit = time.Minute
+
+// waitFor reads sub's events until match, or fails after waitLimit.
 func waitFor(t *testing.T, sub *core.Subscription, match func(core.Event) bool) {
 	t.Helper()
+	limit := time.NewTimer(waitLimit)
+	defer limit.Stop()
 	for {
 		select {
+		case <-limit.C:
+			t.Fatalf("no awaited event within %v", waitLimit)
 		case ev := <-sub.C:
 			if se, ok := ev.(core.SyncError); ok {
 				t.Logf("sync error while waiting: %v", se.Err)
