@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +25,44 @@ type conformanceFlags struct {
 	kind        string
 	unknownKind string
 	timeout     time.Duration
+	// allowExisting lets the checks write to a kind that holds records.
+	allowExisting bool
+}
+
+// testRecordID matches the ids the checks write: a run prefix (c or t and
+// 8 hex digits) and the check's name.
+var testRecordID = regexp.MustCompile(`^[ct][0-9a-f]{8}-`)
+
+// checkConformanceKind pulls a page of --kind before any check: a kind the
+// server does not serve, or one that holds records other than earlier
+// runs' test records (real data) without --allow-existing, stops the
+// command with one line; otherwise it says which records the checks write.
+func checkConformanceKind(ctx context.Context, f conformanceFlags, out io.Writer) error {
+	tr, err := core.OpenTransport(ctx, f.transport, f.url, map[string]any{"token": f.token})
+	if err != nil {
+		return usageErrorf("--transport %s --url %s: %v", f.transport, f.url, err)
+	}
+	if c, ok := tr.(io.Closer); ok {
+		defer c.Close()
+	}
+	page, err := tr.Pull(ctx, core.PullRequest{Kind: f.kind, Limit: 100})
+	switch {
+	case errors.Is(err, core.ErrUnknownKind):
+		return usageErrorf("kind %q is not served by %s: pass --kind with a kind the server serves "+
+			"(a kind of its own: offsync serve --kind conformance serves one)", f.kind, f.url)
+	case errors.Is(err, core.ErrInvalid):
+		return usageError{fmt.Errorf("--url %s: %w", f.url, err)}
+	case err != nil:
+		return fmt.Errorf("pull %s from %s before the checks: %w", f.kind, f.url, err)
+	}
+	for _, rec := range page.Records {
+		if !testRecordID.MatchString(rec.ID) && !f.allowExisting {
+			return usageErrorf("kind %q at %s holds records that are not test records (%s, ...): the checks would write among them; "+
+				"use a kind of its own (--kind), or pass --allow-existing to write there anyway", f.kind, f.url, rec.ID)
+		}
+	}
+	_, err = fmt.Fprintf(out, "writing test records to kind %q at %s: ids of the form <c|t><8 hex>-<check>-<n>, some deleted (kept as tombstones)\n", f.kind, f.url)
+	return err
 }
 
 func newConformanceCmd() *cobra.Command {
@@ -48,9 +88,15 @@ invisibility, a notice after subscribing and the advertised batch limits.
 Those lines are named TRANSPORT/check. Scope invisibility needs --token2, a
 second principal that must not see --token's rows.
 
-It writes records with fresh ids to --kind, prints one line per check
-(PASS, FAIL or SKIP, the check's name, a detail) and exits 1 when a check
-fails.`,
+It writes test records to --kind: ids made of a random run prefix and the
+check's name (c1a2b3c4d-create-1, t5e6f7a8b-paging-3), some deleted, which
+stay on the server as tombstones. So it first pulls --kind once: a kind the
+server does not serve stops it with one line saying so (pass --kind with a
+kind that is served, e.g. offsync serve --kind conformance), and a kind that
+holds records other than earlier runs' test records is refused unless
+--allow-existing says to write among them. Then it prints one line per
+check (PASS, FAIL or SKIP, the check's name, a detail) and exits 1 when a
+check fails.`,
 		Example: `  offsync conformance --transport rest --url http://localhost:8080
   offsync conformance --transport rest --url https://api.example.com/sync --token T1 --token2 T2
   offsync conformance --transport websocket --url ws://localhost:8080/ws --token T1
@@ -65,6 +111,9 @@ fails.`,
 				return usageErrorf("--url is required")
 			}
 			out := cmd.OutOrStdout()
+			if err := checkConformanceKind(cmd.Context(), f, out); err != nil {
+				return err
+			}
 			var res []contract.Result
 			if f.transport == "rest" {
 				r, err := contract.Run(cmd.Context(), contract.Config{
@@ -107,7 +156,8 @@ fails.`,
 	fl.StringVar(&f.url, "url", "", "the server's URL for that transport (required): http(s)://host[/prefix] for rest")
 	fl.StringVar(&f.token, "token", "", "bearer token of the checks")
 	fl.StringVar(&f.token2, "token2", "", "a second principal's token, for scope invisibility (skipped without it)")
-	fl.StringVar(&f.kind, "kind", "conformance", "kind the checks write to")
+	fl.StringVar(&f.kind, "kind", "conformance", "kind the checks write test records to (a kind of its own: one that holds records is refused without --allow-existing)")
+	fl.BoolVar(&f.allowExisting, "allow-existing", false, "write the test records even when --kind already holds records")
 	fl.StringVar(&f.unknownKind, "unknown-kind", "offsync_unknown_kind", "a kind the server does not serve (for the unknown-kind checks)")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "timeout of each request of the raw-HTTP checks (rest)")
 	return cmd
