@@ -182,11 +182,13 @@ func (d doer) MakeRequest(ctx context.Context, req *genql.Request, resp *genql.R
 	if err != nil {
 		return fmt.Errorf("graphql: %s: %w: %v", what, core.ErrInvalid, err)
 	}
+	data := resp.Data // a "data": null answer would clear it
 	for attempt := 0; ; attempt++ {
 		tok, err := wire.Token(ctx, "graphql", c.token, attempt > 0)
 		if err != nil {
 			return err
 		}
+		resp.Data, resp.Errors, resp.Extensions = data, nil, nil
 		status, raw, err := c.post(ctx, what, body, tok)
 		if err != nil {
 			return err
@@ -212,7 +214,6 @@ func (d doer) MakeRequest(ctx context.Context, req *genql.Request, resp *genql.R
 			}
 			if code == CodeUnauthenticated && attempt == 0 && c.token != nil {
 				c.log.DebugContext(ctx, "graphql: UNAUTHENTICATED, refreshing the token", "op", what)
-				resp.Errors = nil
 				continue
 			}
 			return clientError(what, code, st, reason, e.Message)
