@@ -155,10 +155,19 @@ func (dialect) JSONType() string         { return "TEXT" }
 // SQLite's JSON functions cannot parse (malformed, or nested deeper than
 // their 1000 levels) reads as NULL: json_extract would fail the whole
 // statement, and one such row would break every scoped pull of its kind.
+// json_valid costs a second parse, so it is asked only of documents over
+// jsonShortBytes: a shorter one cannot nest 1001 levels (each level takes an
+// opening and a closing byte), and every stored document is valid JSON
+// (docData checks it), which SQLite's lenient parser reads.
 func (dialect) JSONField(column, field string) schema.QueryWithArgs {
 	path := `$."` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(field) + `"`
-	return bun.SafeQuery("(CASE WHEN json_valid(?) THEN json_extract(?, ?) END)", bun.Ident(column), bun.Ident(column), path)
+	col := bun.Ident(column)
+	return bun.SafeQuery("(CASE WHEN octet_length(?) <= ? OR json_valid(?) THEN json_extract(?, ?) END)",
+		col, jsonShortBytes, col, col, path)
 }
+
+// jsonShortBytes bounds the documents JSONField reads without json_valid.
+const jsonShortBytes = 2000
 
 // LockVersion needs no lock of its own: the write transaction began with
 // BEGIN IMMEDIATE and holds the database's write lock.
