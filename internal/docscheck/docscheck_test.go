@@ -288,3 +288,49 @@ func TestLargeFileCheck(t *testing.T) {
 		t.Fatalf("the check passed a tracked 1 MB binary: %v\n%s", err, out)
 	}
 }
+
+// goBlockRE matches the Go code blocks of a markdown file.
+var goBlockRE = regexp.MustCompile("(?ms)^```go\n(.*?)^```")
+
+// snippetLinesMissing returns the lines of the Go blocks of markdown that
+// are not lines of source (spaces around them ignored).
+func snippetLinesMissing(markdown, source string) []string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(source, "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	var missing []string
+	for _, m := range goBlockRE.FindAllStringSubmatch(markdown, -1) {
+		for _, l := range strings.Split(m[1], "\n") {
+			if l = strings.TrimSpace(l); l != "" && !have[l] {
+				missing = append(missing, l)
+			}
+		}
+	}
+	return missing
+}
+
+// TestReadmeSnippetIsTheCompiledExample: every line of the README's Go code
+// is a line of examples/readme/main.go, which compiles and whose test runs
+// it, so the README shows code that builds.
+func TestReadmeSnippetIsTheCompiledExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(root, "examples", "readme", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(goBlockRE.FindAllString(string(readme), -1)) == 0 {
+		t.Fatal("the README has no Go code block")
+	}
+	for _, l := range snippetLinesMissing(string(readme), string(src)) {
+		t.Errorf("README line not in examples/readme/main.go: %s", l)
+	}
+	// Negative control: the old snippet's lines are caught.
+	old := "```go\neng, _ := core.NewEngine(ctx, store, transport, &core.Options{\nw.Insert(ctx, &t)\n```\n"
+	if got := snippetLinesMissing(old, string(src)); len(got) != 2 {
+		t.Errorf("the check missed lines that are not in the example: %q", got)
+	}
+}
