@@ -151,7 +151,7 @@ func TestRows(t *testing.T) {
 	rest, ws := cell{"rest", StoreSQLite}, cell{"ws", StoreSQLite}
 	pgRest := cell{"rest", StorePostgres}
 	client := cell{}
-	r := &runner{cfg: Config{Transports: []string{"rest", "ws"}, Stores: []string{StoreSQLite, StorePostgres}},
+	r := &runner{cfg: Config{Runs: 3, Transports: []string{"rest", "ws"}, Stores: []string{StoreSQLite, StorePostgres}},
 		figures: map[string][]float64{}}
 	set := func(scenario string, c cell, metric string, v ...float64) { r.figures[key(scenario, c, metric)] = v }
 	set(ScenarioLimits, client, "decode_rps", 300, 100, 200)
@@ -278,19 +278,28 @@ func TestRunsOf(t *testing.T) {
 		c        cell
 		want     int
 	}{
+		{ScenarioLimits, cell{}, 3},
 		{ScenarioPull, cell{"ws", StorePostgres}, 3},
 		{ScenarioPush, cell{"ws", StorePostgres}, 3},
 		{ScenarioPullLarge, cell{"rest", StoreSQLite}, 3},
 		{ScenarioPullLarge, cell{"ws", StoreSQLite}, 1},
 		{ScenarioPullLarge, cell{"rest", StorePostgres}, 1},
+		{ScenarioPullLarge, cell{"ws", StorePostgres}, 0},
 		{ScenarioReplicas, cell{"rest", StoreSQLite}, 3},
 		{ScenarioReplicas, cell{"ws", StoreSQLite}, 1},
 		{ScenarioReplicas, cell{"rest", StorePostgres}, 1},
+		{ScenarioReplicas, cell{"ws", StorePostgres}, 0},
 	}
 	for _, c := range cases {
 		if got := r.runsOf(c.scenario, c.c); got != c.want {
 			t.Errorf("%s on %s: %d runs, want %d", c.scenario, c.c, got, c.want)
 		}
+	}
+	if got := r.cells(ScenarioReplicas); !slices.Equal(got, []cell{{"rest", StoreSQLite}, {"ws", StoreSQLite}, {"rest", StorePostgres}}) {
+		t.Errorf("replicas run on %v", got)
+	}
+	if got := r.cells(ScenarioPush); len(got) != 4 {
+		t.Errorf("push runs on %v, want every pair", got)
 	}
 	r.cfg.Full = true
 	for _, c := range cases {

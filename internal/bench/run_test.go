@@ -13,7 +13,7 @@ import (
 )
 
 // TestRunEveryTransportAndStore runs every scenario at smoke sizes on every
-// registered transport and on both authority stores, with the workers as
+// registered transport and on both authority stores (every pair: Full), with the workers as
 // separate processes, and checks that every cell produced every figure.
 // Without Postgres (no server binaries, no OFFSYNC_POSTGRES_DSN) it runs
 // on SQLite alone and says so loudly, except under CI=true, where it fails.
@@ -30,7 +30,7 @@ func TestRunEveryTransportAndStore(t *testing.T) {
 	sizes.FleetDuration, sizes.SyncInterval = 600*time.Millisecond, 200*time.Millisecond
 	var progress strings.Builder
 	rep, err := Run(context.Background(), Config{
-		Command: workerCommand(), Dir: t.TempDir(), Runs: 1, Quick: true, Sizes: sizes,
+		Command: workerCommand(), Dir: t.TempDir(), Runs: 1, Quick: true, Full: true, Sizes: sizes,
 		Transports: []string{"all"}, Stores: stores, Progress: &progress,
 	})
 	if err != nil {
