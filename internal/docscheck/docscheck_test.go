@@ -334,3 +334,20 @@ func TestReadmeSnippetIsTheCompiledExample(t *testing.T) {
 		t.Errorf("the check missed lines that are not in the example: %q", got)
 	}
 }
+
+// TestLicenceAndIgnoredBuildOutputs: the repository carries its MIT
+// licence, and what `go build` and a local run leave behind is ignored.
+func TestLicenceAndIgnoredBuildOutputs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "LICENSE"))
+	if err != nil || !strings.HasPrefix(string(b), "MIT License") {
+		t.Errorf("LICENSE: %v, want the MIT licence", err)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	for _, p := range []string{"cmd/offsync/offsync", "offsync", "offsync.db", "offsync.db-wal", "core/core.test", "cpu.prof"} {
+		if err := exec.Command("git", "-C", root, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
+			t.Errorf("%s is not ignored by .gitignore", p)
+		}
+	}
+}
