@@ -39,7 +39,7 @@ type Options struct {
 	// every call; it is asked once more, with refresh=true, after the
 	// server answers Unauthenticated, and the call is sent again once. Nil
 	// sends none.
-	Token wire.TokenSource
+	Token func(ctx context.Context, refresh bool) (string, error)
 	// Timeout bounds a call whose ctx has no deadline (for Subscribe: until
 	// the subscription is in force). Zero means 30 s; negative means none.
 	Timeout time.Duration
@@ -107,7 +107,7 @@ func NewClient(rawURL string, opts *Options) (*Client, error) {
 	if opts != nil {
 		o = *opts
 	}
-	c := &Client{conn: o.Conn, token: o.Token, timeout: o.Timeout, pageSize: o.PageSize,
+	c := &Client{conn: o.Conn, token: wire.TokenSource(o.Token), timeout: o.Timeout, pageSize: o.PageSize,
 		maxMsg: o.MaxMessage, backoff: o.Backoff, log: o.Logger}
 	if c.timeout == 0 {
 		c.timeout = defaultTimeout
