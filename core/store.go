@@ -135,7 +135,18 @@ type ChangesQuery struct {
 	After  Cursor
 	Filter *Filter
 	Limit  int
+	// MaxBytes, when positive, lets a store stop reading early: once the
+	// records read (each counted as len(ID)+len(Data)+100) exceed it, the
+	// record that crossed it is the last one returned (and never before the
+	// second one). The authority ends its pages at this budget anyway; the
+	// store bounds the memory a page costs.
+	MaxBytes int
 }
+
+// RecordCost is what a record counts toward ChangesQuery.MaxBytes and an
+// authority's page byte budget: its id and data plus 100 bytes for its
+// timestamps and field names on the wire.
+func RecordCost(r *Record) int { return len(r.ID) + len(r.Data) + 100 }
 
 // Filter limits rows to those whose Field (a business field) has one of Values.
 type Filter struct {

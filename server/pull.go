@@ -64,7 +64,7 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	more := false
 	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
 		var err error
-		q := core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1}
+		q := core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1, MaxBytes: s.opts.MaxPageBytes}
 		if recs, err = tx.Changes(ctx, q); err != nil {
 			return err
 		}
@@ -105,10 +105,6 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 // pages' worth of rows are counted by one pull.
 const countPages = 20
 
-// recordOverhead is what a record costs a page beyond its id and data: the
-// timestamps and field names of its wire form.
-const recordOverhead = 100
-
 // cutPage ends a page of the rows read (at most limit+1) at the row limit
 // or at the byte budget, keeping at least one row; more reports rows beyond
 // the page.
@@ -119,7 +115,7 @@ func (s *Service) cutPage(recs []core.Record, limit int) ([]core.Record, bool) {
 	}
 	size := 0
 	for i := range recs {
-		size += len(recs[i].ID) + len(recs[i].Data) + recordOverhead
+		size += core.RecordCost(&recs[i])
 		if i > 0 && size > s.opts.MaxPageBytes {
 			return recs[:i], true
 		}

@@ -78,3 +78,51 @@ func TestScopeFilterSurvivesUnparsableDocument(t *testing.T) {
 		t.Fatalf("scoped feed with an unparsable row: %v", err)
 	}
 }
+
+// ChangesQuery.MaxBytes stops the read once the records cross the budget:
+// the store returns the record that crossed it and no more, so a page's
+// memory is bounded by its budget rather than its row limit.
+func TestChangesStopAtMaxBytes(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t)
+	if err := s.Register(ctx, core.Documents("note")); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	data := []byte(`{"text":"` + strings.Repeat("x", 988) + `"}`) // 1000 bytes
+	err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		for i := range 10 {
+			r := core.Record{Kind: "note", ID: "n" + string(rune('0'+i)), UpdatedAt: t0.Add(time.Duration(i) * time.Microsecond), Data: data}
+			if err := tx.Put(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each record costs 2+1000+100 = 1102 bytes.
+	for _, c := range []struct{ maxBytes, want int }{{0, 10}, {2500, 3}, {1102, 2}, {10, 2}, {1 << 20, 10}} {
+		for _, filter := range []*core.Filter{nil, {Field: "text", Values: []string{strings.Repeat("x", 988)}}} {
+			err := s.View(ctx, func(ctx context.Context, tx core.Tx) error {
+				got, err := tx.Changes(ctx, core.ChangesQuery{Kind: "note", Limit: 100, MaxBytes: c.maxBytes, Filter: filter})
+				if err != nil {
+					return err
+				}
+				if len(got) != c.want {
+					t.Errorf("MaxBytes %d (filter %v): %d records, want %d", c.maxBytes, filter != nil, len(got), c.want)
+				}
+				for i, r := range got {
+					if r.ID != "n"+string(rune('0'+i)) || string(r.Data) != string(data) {
+						t.Errorf("record %d is %s", i, r.ID)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

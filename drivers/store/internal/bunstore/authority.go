@@ -86,8 +86,7 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		return nil, fmt.Errorf("%w: negative limit", core.ErrInvalid)
 	}
 	if !k.typed {
-		var rows []docRow
-		sq, none, err := t.feed(t.tx.NewSelect().Model(&rows), k, q)
+		sq, none, err := t.feed(t.tx.NewSelect().Model((*docRow)(nil)), k, q)
 		if err != nil || none {
 			return nil, err
 		}
@@ -95,12 +94,25 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		if q.Limit > 0 {
 			sq = sq.Limit(int64(q.Limit))
 		}
-		if err := sq.Scan(ctx); err != nil {
+		rows, err := sq.Rows(ctx)
+		if err != nil {
 			return nil, t.dbErr("changes", err)
 		}
-		out := make([]core.Record, len(rows))
-		for i := range rows {
-			out[i] = rows[i].record()
+		defer rows.Close()
+		var out []core.Record
+		var budget pageBudget
+		for rows.Next() {
+			var row docRow
+			if err := t.s.db.ScanRow(ctx, rows, &row); err != nil {
+				return nil, t.dbErr("changes", err)
+			}
+			out = append(out, row.record())
+			if budget.full(q, &out[len(out)-1], len(out)) {
+				break
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, t.dbErr("changes", err)
 		}
 		return out, nil
 	}
@@ -120,6 +132,18 @@ func (t *Tx) Changes(ctx context.Context, q core.ChangesQuery) ([]core.Record, e
 		return nil, t.dbErr("changes", err)
 	}
 	return k.records(slice.Elem())
+}
+
+// pageBudget tracks core.ChangesQuery.MaxBytes over the records read.
+type pageBudget struct{ used int }
+
+// full adds rec, the n-th record read, and reports whether reading stops.
+func (b *pageBudget) full(q core.ChangesQuery, rec *core.Record, n int) bool {
+	if q.MaxBytes <= 0 {
+		return false
+	}
+	b.used += core.RecordCost(rec)
+	return n > 1 && b.used > q.MaxBytes
 }
 
 // CountChanges counts the rows of a kind's feed after q.After within

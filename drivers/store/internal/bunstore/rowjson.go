@@ -249,6 +249,7 @@ func (t *Tx) typedFeed(ctx context.Context, k *kindInfo, q core.ChangesQuery) ([
 		ptrs[i] = &vals[i]
 	}
 	var out []core.Record
+	var budget pageBudget
 	kind := k.table.Kind()
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
@@ -261,6 +262,9 @@ func (t *Tx) typedFeed(ctx context.Context, k *kindInfo, q core.ChangesQuery) ([
 			}
 		}
 		out = append(out, rec)
+		if budget.full(q, &out[len(out)-1], len(out)) {
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.dbErr("changes", err)
