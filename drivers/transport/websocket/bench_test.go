@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/server"
@@ -109,4 +110,38 @@ func benchPull(b *testing.B, n int, dial func(*testing.B, *server.Service) core.
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// pageOf is an authority that serves the same page forever, so that
+// BenchmarkPullPage measures the transport alone.
+type pageOf struct{ page core.Page }
+
+func (p *pageOf) Pull(context.Context, core.PullRequest) (core.Page, error) { return p.page, nil }
+func (p *pageOf) Push(context.Context, []core.Op) ([]core.PushResult, error) {
+	return nil, fmt.Errorf("%w: read only", core.ErrRejected)
+}
+
+// BenchmarkPullPage measures one 500-record page through the half's
+// encoder, the loopback socket and the client's decoder (the same page as
+// the REST package's BenchmarkPullPage).
+func BenchmarkPullPage(b *testing.B) {
+	p := &pageOf{page: core.Page{NextPageToken: "next", Remaining: 1000}}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 500 {
+		data, _ := json.Marshal(map[string]any{"title": fmt.Sprint("todo number ", i), "done": i%2 == 0,
+			"tags": []string{"a", "b"}, "n": i})
+		p.page.Records = append(p.page.Records, core.Record{Kind: "todo", ID: fmt.Sprintf("id-%06d", i),
+			UpdatedAt: base.Add(time.Duration(i) * time.Microsecond), Data: data})
+	}
+	c := newClient(b, serve(b, p, server.Limits{}).url, "", nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		page, err := c.Pull(ctx, core.PullRequest{Kind: "todo", Limit: 500})
+		if err != nil || len(page.Records) != 500 {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
 }

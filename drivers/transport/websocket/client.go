@@ -147,6 +147,9 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// maxAnswer bounds one frame the client reads.
+const maxAnswer = 1 << 30
+
 // session is one socket.
 type session struct {
 	c     *ws.Conn
@@ -310,7 +313,9 @@ func (c *Client) connect(ctx context.Context, refresh bool) (*session, error) {
 		conn.CloseNow()
 		return nil, fmt.Errorf("websocket: connect: %w: the server did not accept the subprotocol %s", core.ErrUnavailable, Subprotocol)
 	}
-	conn.SetReadLimit(-1) // the server bounds what it sends by its own limits
+	// A page is not bounded by maxMessage; an answer is bounded as a REST
+	// response body is.
+	conn.SetReadLimit(maxAnswer)
 	s.c = conn
 	// The hello comes first.
 	_, b, err := conn.Read(dctx)

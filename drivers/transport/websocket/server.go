@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -202,6 +203,11 @@ func (so *socket) enqueue(v any) {
 		so.closeWith(ws.StatusInternalError, "encoding a frame failed")
 		return
 	}
+	so.enqueueBytes(b)
+}
+
+// enqueueBytes is enqueue of an encoded frame.
+func (so *socket) enqueueBytes(b []byte) {
 	so.mu.Lock()
 	if so.closed {
 		so.mu.Unlock()
@@ -525,39 +531,42 @@ func (so *socket) pull(ctx context.Context, id int64, f *clientFrame) {
 		so.enqueue(errorFrame(id, err))
 		return
 	}
-	out := serverFrame{T: tPage, ID: id, Items: make([]json.RawMessage, len(page.Records)), NextPageToken: new(string)}
-	*out.NextPageToken = page.NextPageToken
-	if page.NextPageToken == "" {
-		out.NextPageToken = nil
+	b, err := appendPage(make([]byte, 0, 64+len(page.Records)*256), id, &page)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
 	}
-	if page.Remaining >= 0 {
-		out.Remaining = &page.Remaining
-	}
-	for i := range page.Records {
-		if out.Items[i], err = encodeRecord(&page.Records[i]); err != nil {
-			so.enqueue(errorFrame(id, err))
-			return
-		}
-	}
-	so.enqueue(pageFrame(out))
+	so.enqueueBytes(b)
 }
 
-// pageFrame keeps "items" (and a null "nextPageToken") in a page even when
-// empty.
-type pageFrame serverFrame
-
-func (p pageFrame) MarshalJSON() ([]byte, error) {
-	items := p.Items
-	if items == nil {
-		items = []json.RawMessage{}
+// appendPage appends the page frame answering request id. The records are
+// appended in their flat form one after the other; the members around
+// them are encoding/json's.
+func appendPage(b []byte, id int64, page *core.Page) ([]byte, error) {
+	b = append(b, `{"t":"page","id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, `,"items":[`...)
+	var err error
+	for i := range page.Records {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendRecord(b, &page.Records[i]); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(struct {
-		T             string            `json:"t"`
-		ID            int64             `json:"id"`
-		Items         []json.RawMessage `json:"items"`
-		NextPageToken *string           `json:"nextPageToken"`
-		Remaining     *int64            `json:"remaining,omitempty"`
-	}{p.T, p.ID, items, p.NextPageToken, p.Remaining})
+	b = append(b, `],"nextPageToken":`...)
+	if page.NextPageToken == "" {
+		b = append(b, "null"...)
+	} else {
+		tok, _ := json.Marshal(page.NextPageToken)
+		b = append(b, tok...)
+	}
+	if page.Remaining >= 0 {
+		b = append(b, `,"remaining":`...)
+		b = strconv.AppendInt(b, page.Remaining, 10)
+	}
+	return append(b, '}'), nil
 }
 
 func (so *socket) push(ctx context.Context, id int64, f *clientFrame) {
