@@ -219,7 +219,7 @@ func TestPageByteBudget(t *testing.T) {
 	}
 }
 
-// The remaining count is bounded: one pull counts at most 20 pages' worth
+// The remaining count is bounded: one pull counts at most 10 pages' worth
 // of rows, so a long walk starts with an unknown count (-1) and learns the
 // exact one on the way. A count a page reports is always right.
 func TestRemainingCountIsBounded(t *testing.T) {
@@ -253,7 +253,7 @@ func TestRemainingCountIsBounded(t *testing.T) {
 		req.PageToken = p.NextPageToken
 	}
 	if got[0] != -1 {
-		t.Errorf("the first page of a 100-row walk by 2 says %d remain, want -1 (more than 20 pages' worth is not counted)", got[0])
+		t.Errorf("the first page of a 100-row walk by 2 says %d remain, want -1 (more than 10 pages' worth is not counted)", got[0])
 	}
 	if exact < 10 {
 		t.Errorf("only %d pages knew what remained: %v", exact, got)

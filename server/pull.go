@@ -103,7 +103,7 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 
 // countPages bounds the count of a walk's remaining rows: at most this many
 // pages' worth of rows are counted by one pull.
-const countPages = 20
+const countPages = 10
 
 // cutPage ends a page of the rows read (at most limit+1) at the row limit
 // or at the byte budget, keeping at least one row; more reports rows beyond

@@ -57,7 +57,7 @@ func TestLimitsOnPostgres(t *testing.T) {
 			t.Fatalf("page %d: %d records of 1 KB over a 2500-byte budget", pages, len(p.Records))
 		}
 		if pages == 0 && p.Remaining != -1 {
-			t.Errorf("the first page of 60 rows by 2 says %d remain, want -1 (the count stops at 41)", p.Remaining)
+			t.Errorf("the first page of 60 rows by 2 says %d remain, want -1 (the count stops at 21)", p.Remaining)
 		}
 		for _, r := range p.Records {
 			ids = append(ids, r.ID)
