@@ -157,18 +157,12 @@ type fastOp struct {
 func decodeOps(raw json.RawMessage, name string) ([]core.Op, bool) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
-	var vars map[string]json.RawMessage
+	var vars map[string][]fastOp // one pass: the ops decoded as the object is read
 	if err := d.Decode(&vars); err != nil || len(vars) != 1 {
 		return nil, false
 	}
-	list, ok := vars[name]
-	if !ok {
-		return nil, false
-	}
-	var in []fastOp
-	d = json.NewDecoder(bytes.NewReader(list))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&in); err != nil || in == nil {
+	in, ok := vars[name]
+	if !ok || in == nil {
 		return nil, false
 	}
 	ops := make([]core.Op, len(in))
