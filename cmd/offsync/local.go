@@ -33,7 +33,6 @@ and its outbox op commit together, and the next sync pushes them.`,
   offsync local delete note n1`,
 }
 
-// documentTable returns the document table of kind in eng.
 // openDocuments opens the replica of the config and returns it with the
 // document table of kind; the caller closes the engine.
 func openDocuments(ctx context.Context, kind string) (*core.Engine, *core.DocumentTable, error) {
@@ -49,6 +48,7 @@ func openDocuments(ctx context.Context, kind string) (*core.Engine, *core.Docume
 	return eng, d, nil
 }
 
+// documentTable returns the document table of kind in eng.
 func documentTable(eng *core.Engine, kind string) (*core.DocumentTable, error) {
 	t, err := eng.Table(kind)
 	if err != nil {
