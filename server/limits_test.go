@@ -302,3 +302,57 @@ func TestNoticesObeyScope(t *testing.T) {
 		t.Errorf("a principal who may read neither note nor task heard %+v, want the misc notice first", n)
 	}
 }
+
+// feedCountStore counts the feed counts its read transactions make.
+type feedCountStore struct {
+	core.Store
+	counts *int
+}
+
+func (s feedCountStore) View(ctx context.Context, fn func(ctx context.Context, tx core.Tx) error) error {
+	return s.Store.View(ctx, func(ctx context.Context, tx core.Tx) error {
+		return fn(ctx, feedCountTx{tx, s.counts})
+	})
+}
+
+type feedCountTx struct {
+	core.Tx
+	counts *int
+}
+
+func (t feedCountTx) CountChanges(ctx context.Context, q core.ChangesQuery) (int64, error) {
+	*t.counts++
+	return t.Tx.(interface {
+		CountChanges(context.Context, core.ChangesQuery) (int64, error)
+	}).CountChanges(ctx, q)
+}
+
+// A walk counts what remains once per 10 pages at most: a page whose token
+// carries an exact count or a lower bound not used up counts nothing.
+func TestRemainingCountedOncePerTenPages(t *testing.T) {
+	ctx := t.Context()
+	counts := 0
+	svc := newServiceOn(t, feedCountStore{newStore(t), &counts}, &server.Options{MaxBatch: 1000})
+	ops := make([]core.Op, 100)
+	for i := range ops {
+		ops[i] = upsert(fmt.Sprint(i), "note", fmt.Sprintf("n%03d", i), `{}`, time.Time{})
+	}
+	push(t, ctx, svc, ops...)
+	counts = 0
+	pages := 0
+	req := core.PullRequest{Kind: "note", Limit: 2}
+	for {
+		p, err := svc.Pull(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if p.NextPageToken == "" {
+			break
+		}
+		req.PageToken = p.NextPageToken
+	}
+	if counts == 0 || counts > pages/10+1 {
+		t.Fatalf("a walk of %d pages counted %d times, want 1 to %d", pages, counts, pages/10+1)
+	}
+}

@@ -73,8 +73,8 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 			return nil
 		}
 		rem = tokRem.after(len(recs))
-		if rem.known() {
-			return nil
+		if rem.n >= 0 {
+			return nil // an exact count, or a lower bound not used up
 		}
 		// The count of what follows is bounded (countPages pages' worth
 		// of rows): beyond it, the walk knows a lower bound and counts
