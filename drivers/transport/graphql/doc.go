@@ -9,7 +9,10 @@
 // at the same path; the schema is GET /graphql/schema.graphql. Resolvers are
 // thin calls into any core.Transport (normally a *server.Service), which owns
 // authentication, scope and limits; errors carry extensions.code, status and
-// reason from the shared wire table.
+// reason from the shared wire table. Plain pull and push operations (one
+// root field, no aliases or fragments) are executed on a fast path that
+// writes exactly the executor's answer without its per-field overhead
+// (fast.go); everything else goes through gqlgen's executor.
 //
 // The client (NewClient, or core.OpenTransport with "graphql" and an
 // http(s)://host:port/graphql URL) is a core.Transport, Subscriber, Getter
