@@ -368,8 +368,9 @@ func (s *Service) ensureKind(ctx context.Context, kind string, create bool) (ser
 		return false, err
 	}
 	s.kindMu.Lock()
-	defer s.kindMu.Unlock()
-	if s.kinds[kind] {
+	served = s.kinds[kind]
+	s.kindMu.Unlock()
+	if served {
 		return true, nil
 	}
 	if s.opts.DynamicKinds == nil || !s.opts.DynamicKinds.MatchString(kind) {
@@ -392,13 +393,21 @@ func (s *Service) ensureKind(ctx context.Context, kind string, create bool) (ser
 	if err != nil {
 		return false, storeErr("kind "+kind, err)
 	}
+	// The probe ran without the lock, so that reads of unknown names never
+	// hold up the reads of served kinds; registering holds it.
+	s.kindMu.Lock()
+	defer s.kindMu.Unlock()
+	if s.kinds[kind] {
+		return true, nil
+	}
+	// A kind with rows is served whatever the cap; a read of one without
+	// rows registers nothing. Without a prober a read registers too
+	// (within the cap), since only the store knows whether it has rows.
 	switch {
 	case exists:
 	case known && !create:
 		return false, nil
 	case s.dynamic >= s.opts.MaxDynamicKinds:
-		// Without a prober a read registers (capped), since only the
-		// store knows whether the kind has rows.
 		return false, fmt.Errorf("server: %w: %q: this server serves at most %d dynamic kinds", core.ErrUnknownKind, kind, s.opts.MaxDynamicKinds)
 	}
 	if err := s.store.Register(ctx, core.Documents(kind)); err != nil {
