@@ -14,6 +14,7 @@ import (
 
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -190,14 +191,45 @@ func unary[Resp any](ctx context.Context, c *Client, call func(ctx context.Conte
 			var zero Resp
 			return zero, err
 		}
+		c.ready(ctx)
 		cctx, cancel := c.callCtx(cctx)
 		resp, err := call(cctx, grpcgo.MaxCallRecvMsgSize(c.maxMsg))
 		cancel()
+		c.afterFailure(err)
 		if err != nil && attempt == 0 && c.token != nil && status.Code(err) == codes.Unauthenticated {
 			continue
 		}
 		return resp, err
 	}
+}
+
+// afterFailure makes the connection try again at once after a call failed
+// for want of one (Unavailable). gRPC otherwise waits out its own
+// reconnect backoff (up to two minutes) and fails every call meanwhile with
+// the last connection error; the engine is the retry layer and paces its
+// calls itself.
+func (c *Client) afterFailure(err error) {
+	if err != nil && status.Code(err) == codes.Unavailable {
+		c.conn.ResetConnectBackoff()
+	}
+}
+
+// reconnectWait bounds how long a call waits for a connection in transient
+// failure to start connecting again.
+const reconnectWait = time.Second
+
+// ready makes a connection in transient failure connect again before a
+// call, so that the call is made on a fresh attempt rather than failed with
+// the last one's error. A server that is down still fails the call at once
+// (connection refused).
+func (c *Client) ready(ctx context.Context) {
+	if c.conn.GetState() != connectivity.TransientFailure {
+		return
+	}
+	c.conn.ResetConnectBackoff()
+	wctx, cancel := context.WithTimeout(ctx, reconnectWait)
+	defer cancel()
+	c.conn.WaitForStateChange(wctx, connectivity.TransientFailure)
 }
 
 // isLocal reports whether err came from the token source, not the RPC.
@@ -504,6 +536,7 @@ func (c *Client) openStream(ctx context.Context, kinds []string) (noticeStream, 
 		if err != nil {
 			return nil, nil, err
 		}
+		c.ready(ctx)
 		sctx, cancel := context.WithCancel(sctx)
 		var timer *time.Timer
 		if c.timeout > 0 {
@@ -528,6 +561,7 @@ func (c *Client) openStream(ctx context.Context, kinds []string) (noticeStream, 
 			return stream, cancel, nil
 		}
 		cancel()
+		c.afterFailure(err)
 		if attempt == 0 && c.token != nil && status.Code(err) == codes.Unauthenticated {
 			continue
 		}

@@ -1,27 +1,43 @@
 package grpc_test
 
 import (
+	"context"
+	"net"
 	"testing"
+
+	grpcgo "google.golang.org/grpc"
 
 	"github.com/offsync/offsync/conformance/transporttest"
 	"github.com/offsync/offsync/core"
+	ogrpc "github.com/offsync/offsync/drivers/transport/grpc"
 	"github.com/offsync/offsync/server"
 )
 
 // grpcHarness runs the transport suite over a real gRPC connection: the
 // authority behind the server half opened by its registered name on
-// 127.0.0.1:0, and a Client dialing it.
+// 127.0.0.1:0, and a Client dialing it, every connection through the
+// suite's wrapper (connection faults).
 type grpcHarness struct{}
 
 func (grpcHarness) NewStore(t *testing.T) core.Store { return newStore(t, "store.db") }
 
 func (grpcHarness) NewClient(t *testing.T, authority core.Transport, o transporttest.ClientOptions) core.Transport {
 	r := serve(t, authority, server.TransportConfig{})
-	return dial(t, r.addr, o.Token, nil)
+	var opts ogrpc.Options
+	if o.WrapConn != nil {
+		opts.DialOptions = []grpcgo.DialOption{grpcgo.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return o.WrapConn(c), nil
+		})}
+	}
+	return dial(t, r.addr, o.Token, &opts)
 }
 
 func (grpcHarness) Features() transporttest.Features {
-	return transporttest.Features{Realtime: true, Batch: true, Getter: true}
+	return transporttest.Features{Realtime: true, Batch: true, Getter: true, Conn: true}
 }
 
 func TestTransportConformance(t *testing.T) { transporttest.Run(t, grpcHarness{}) }

@@ -340,7 +340,18 @@ func (s *Server) Push(ctx context.Context, in *syncv1.PushRequest) (*syncv1.Push
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	res, err := s.t.Push(ctx, ops)
+	// A push that reached the server runs to its end even when the client
+	// goes away meanwhile (a cut connection, a cancelled call): its ops are
+	// then applied once and the client's re-send with the same op ids gets
+	// the kept answers, instead of racing a rollback. The call's deadline
+	// still bounds it.
+	pctx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(pctx, d)
+		defer cancel()
+	}
+	res, err := s.t.Push(pctx, ops)
 	if len(ops) == 1 && errors.Is(err, core.ErrUnknownKind) {
 		// An authority refuses a lone op of an unknown kind as a whole
 		// (server.Service does); here it is the op's own permanent
