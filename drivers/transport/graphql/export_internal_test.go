@@ -2,11 +2,14 @@ package graphql
 
 import (
 	"encoding/json"
+	"errors"
 
 	genql "github.com/Khan/genqlient/graphql"
 
 	"github.com/offsync/offsync/drivers/transport/graphql/internal/gqlclient"
 )
+
+var errNoQuery = errors.New("no query")
 
 // SetSlow makes s serve every operation through gqlgen's executor (the
 // reference the fast path is held to).
@@ -23,4 +26,27 @@ func DecodePullBoth(body []byte) (fast, slow []byte, took bool, slowErr error) {
 	slowErr = json.Unmarshal(body, &genql.Response{Data: &b})
 	slow, _ = json.Marshal(b)
 	return fast, slow, took, slowErr
+}
+
+// DecodeOpsBoth decodes a fast push's variables with the one-pass scanner
+// and with encoding/json; took is false when the scanner declined.
+func DecodeOpsBoth(raw []byte, name string) (scanned, decoded []byte, took, ok bool) {
+	a, took := scanOps(raw, name)
+	b, ok := decodeOpsJSON(raw, name)
+	scanned, _ = json.Marshal(a)
+	decoded, _ = json.Marshal(b)
+	return scanned, decoded, took, ok
+}
+
+// ScanEnvelopeBoth is the same for a request body.
+func ScanEnvelopeBoth(body []byte) (scanned, decoded []byte, took bool, err error) {
+	a, took := scanEnvelope(body)
+	scanned, _ = json.Marshal(a)
+	var b envelope
+	err = json.Unmarshal(body, &b)
+	if err == nil && b.Query == "" {
+		err = errNoQuery
+	}
+	decoded, _ = json.Marshal(&b)
+	return scanned, decoded, took, err
 }

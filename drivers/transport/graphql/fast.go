@@ -155,6 +155,14 @@ type fastOp struct {
 // decodeOps reads the push variable of a fast push, or reports false when
 // anything is off (the executor then answers with the canonical error).
 func decodeOps(raw json.RawMessage, name string) ([]core.Op, bool) {
+	if ops, ok := scanOps(raw, name); ok {
+		return ops, true
+	}
+	return decodeOpsJSON(raw, name)
+}
+
+// decodeOpsJSON is decodeOps with encoding/json.
+func decodeOpsJSON(raw json.RawMessage, name string) ([]core.Op, bool) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	var vars map[string][]fastOp // one pass: the ops decoded as the object is read

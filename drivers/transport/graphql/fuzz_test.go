@@ -78,4 +78,24 @@ func FuzzDecodePull(f *testing.F) {
 	})
 }
 
+// FuzzScanOps holds the one-pass decoding of a push's ops and of the
+// request envelope to encoding/json: whenever the scanner takes an input,
+// it reads exactly what encoding/json reads.
+func FuzzScanOps(f *testing.F) {
+	f.Add([]byte(`{"ops":[{"opId":"a\u00e9","kind":"todo","id":"x","type":"UPSERT","payload":{"a":[1,{"b":null}],"c":"\n"},"baseUpdatedAt":"2026-11-24T19:41:55.123456Z","editedAt":null,"force":true}]}`))
+	f.Add([]byte(`{"ops":[{"opId":"a","kind":"t","id":"x","type":"DELETE","payload":null,"force":false}]}`))
+	f.Add([]byte(`{"ops":[]}`))
+	f.Add([]byte(`{"query":"mutation($ops: [OpInput!]!) { push(ops: $ops) { opId } }","variables":{"ops":[]},"operationName":null}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		scanned, decoded, took, ok := gql.DecodeOpsBoth(raw, "ops")
+		if took && (!ok || !bytes.Equal(scanned, decoded)) {
+			t.Fatalf("ops decoders differ on %q (json ok %v)\nscan: %s\njson: %s", raw, ok, scanned, decoded)
+		}
+		es, ed, etook, err := gql.ScanEnvelopeBoth(raw)
+		if etook && (err != nil || !bytes.Equal(es, ed)) {
+			t.Fatalf("envelope decoders differ on %q (json err %v)\nscan: %s\njson: %s", raw, err, es, ed)
+		}
+	})
+}
+
 var _ = core.ErrInvalid

@@ -109,6 +109,9 @@ func (p postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 
 // decodeRequest reads a POST body, its variables left undecoded.
 func decodeRequest(body []byte) (*envelope, map[string]any, error) {
+	if env, ok := scanEnvelope(body); ok {
+		return env, nil, nil
+	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	var env envelope
 	if err := d.Decode(&env); err != nil {
