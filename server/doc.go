@@ -1,6 +1,6 @@
 // Package server is offsync's reference authority: a core.Transport over any
 // core.Store. Every transport's server half serves a *Service, so its
-// semantics are the sync protocol (see PROTOCOL.md):
+// semantics are the sync protocol (docs/protocol.md):
 //
 //   - Pull pages a kind's feed in (UpdatedAt, ID) order with signed keyset
 //     tokens (never offsets); tombstones are included.

@@ -469,7 +469,7 @@ func (o *opTx) applyIn(ctx context.Context, op core.Op, pl *opPlan, decide decid
 }
 
 // stamp assigns the op's version: the kind's lock is taken by NextVersion,
-// and only then is the clock read (invariant 12).
+// and only then is the clock read (guarantee G12 of docs/guarantees.md).
 func (s *Service) stamp(ctx context.Context, tx core.Tx, kind, id string, early time.Time) (time.Time, error) {
 	if s.stampBeforeLock {
 		if _, err := tx.NextVersion(ctx, kind, early); err != nil {

@@ -87,6 +87,15 @@ type Options struct {
 	// TokenSecret signs page tokens; a random secret per Service when nil
 	// (tokens then do not survive a restart or cross instances).
 	TokenSecret []byte
+	// TombstoneRetention is how long a tombstone is kept: older ones are
+	// collected in the background (see Collect), and a pull whose cursor is
+	// older than what was collected is answered core.ErrResetRequired. Zero
+	// keeps tombstones forever; the server config's default is
+	// DefaultTombstoneRetention.
+	TombstoneRetention time.Duration
+	// TombstoneBatch caps the tombstones one collection transaction removes
+	// (default 1000): a push of the kind waits for at most one batch.
+	TombstoneBatch int
 	// Logger receives store failures; discarded when nil.
 	Logger *slog.Logger
 	// Hooks are for fault injection and tests; nil in production.
@@ -106,8 +115,11 @@ type Hooks struct {
 	// the version from the clock before the transaction and the kind's lock
 	// (so a writer that stamped earlier may commit later, behind a cursor
 	// already served). It exists only as the negative control of the
-	// invariant 12 tests, which must catch it.
+	// tests of guarantee G12 (docs/guarantees.md), which must catch it.
 	StampBeforeLock bool
+	// AfterCollect runs after each collection transaction commits, with the
+	// kind and the tombstones it removed.
+	AfterCollect func(kind string, removed int)
 }
 
 // Service is the reference authority over a core.Store. It is safe for
@@ -145,6 +157,7 @@ type Service struct {
 	// later op of a batch does not see what an earlier one wrote. It is the
 	// negative control of the bulk/op-by-op equivalence tests.
 	bulkStaleRows bool
+	collector     collector
 	stampMu       sync.Mutex
 	lastStamp     map[string]time.Time
 }
@@ -197,6 +210,9 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 	}
 	if o.MaxDepth < 0 || o.MaxRecordBytes < 0 || o.MaxPageBytes < 0 || o.MaxDynamicKinds < 0 {
 		return nil, fmt.Errorf("server: %w: negative limit", core.ErrInvalid)
+	}
+	if err := collectDefaults(&o); err != nil {
+		return nil, err
 	}
 	if o.IdempotencyRetention < 0 || o.MaxBatch < 0 || o.MaxLimit < 0 || o.DefaultLimit < 0 {
 		return nil, fmt.Errorf("server: %w: negative option", core.ErrInvalid)
@@ -259,6 +275,7 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 		s.wg.Add(1)
 		go s.listen(ch)
 	}
+	s.startCollector()
 	return s, nil
 }
 

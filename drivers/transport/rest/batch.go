@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 )
 
 // This file decodes POST /batch bodies. The hot path is one json.Valid over
@@ -296,7 +297,7 @@ func checkBatch(in []wireOp) ([]core.Op, error) {
 	for n := range in {
 		bo := &in[n]
 		where := func() string { return "ops[" + strconv.Itoa(n) + "]" }
-		if err := checkOpID(bo.opID); err != nil {
+		if err := wire.CheckOpID(bo.opID); err != nil {
 			return nil, fmt.Errorf("%s.opId: %w", where(), err)
 		}
 		if _, dup := seen[bo.opID]; dup {

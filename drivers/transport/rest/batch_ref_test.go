@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 )
 
 // batchOpRef is one op of a POST /batch body, decoded strictly.
@@ -48,7 +49,7 @@ func decodeBatchRef(body []byte, maxOps int) ([]core.Op, error) {
 	seen := make(map[string]struct{}, len(ops))
 	for n, bo := range *in.Ops {
 		where := fmt.Sprintf("ops[%d]", n)
-		if err := checkOpID(bo.OpID); err != nil {
+		if err := wire.CheckOpID(bo.OpID); err != nil {
 			return nil, fmt.Errorf("%s.opId: %w", where, err)
 		}
 		if _, dup := seen[bo.OpID]; dup {

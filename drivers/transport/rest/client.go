@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 )
 
 // Options configure a Client. The zero value (or nil) is usable.
@@ -43,7 +44,7 @@ type Options struct {
 	ReconnectDelay time.Duration
 }
 
-// Client is a core.Transport over the REST contract of PROTOCOL.md. It is
+// Client is a core.Transport over the REST contract of docs/protocol.md. It is
 // safe for concurrent use. It never retries by itself, except once after
 // a token refresh: the engine is the retry layer.
 type Client struct {
@@ -285,36 +286,10 @@ func (c *Client) roundTrip(ctx context.Context, method, target string, body []by
 	return &response{status: hr.StatusCode, header: hr.Header, body: b}, nil
 }
 
-// statusErr turns a non-2xx answer to a read into a classified error.
+// statusErr turns a non-2xx answer to a read into a classified error (the
+// wire table shared by every transport).
 func statusErr(what string, r *response) error {
-	var s error
-	switch {
-	case r.status == http.StatusUnauthorized:
-		s = core.ErrUnauthorized
-	case r.status == http.StatusForbidden:
-		s = core.ErrForbidden
-	case r.status == http.StatusNotFound:
-		if r.errInfo().Error == "unknown_kind" {
-			s = core.ErrUnknownKind
-		} else {
-			s = core.ErrNotFound
-		}
-	case r.status == http.StatusGone:
-		s = core.ErrResetRequired
-	case r.status == http.StatusRequestEntityTooLarge:
-		s = core.ErrTooLarge
-	case r.status == http.StatusUnprocessableEntity:
-		s = core.ErrRejected
-	case r.status == http.StatusConflict:
-		s = core.ErrConflict
-	case r.status == http.StatusTooManyRequests || r.status >= 500:
-		s = core.ErrUnavailable
-	case r.status >= 400:
-		s = core.ErrInvalid
-	default:
-		s = core.ErrUnavailable // 1xx/3xx: not the contract; try later
-	}
-	return fmt.Errorf("rest: %s: %w (%s)", what, s, r.describe())
+	return fmt.Errorf("rest: %s: %w (%s)", what, wire.ErrorOf(r.status, r.errInfo().Error), r.describe())
 }
 
 // probe reads /health once and caches it. A backend without /health (any

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
 )
 
@@ -42,7 +43,7 @@ type HandlerOptions struct {
 	Served func() map[string]string
 }
 
-// Handler serves the REST contract of PROTOCOL.md for any core.Transport.
+// Handler serves the REST contract of docs/protocol.md for any core.Transport.
 type Handler struct {
 	t          core.Transport
 	getter     core.Getter
@@ -246,39 +247,9 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// errStatus maps an error of the transport to its HTTP status and code.
-func errStatus(err error) (int, string) {
-	switch {
-	case errors.Is(err, core.ErrUnknownKind):
-		return http.StatusNotFound, "unknown_kind"
-	case errors.Is(err, core.ErrNotFound):
-		return http.StatusNotFound, "not_found"
-	case errors.Is(err, core.ErrUnauthorized):
-		return http.StatusUnauthorized, "unauthorized"
-	case errors.Is(err, core.ErrForbidden):
-		return http.StatusForbidden, "forbidden"
-	case errors.Is(err, core.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, core.ErrResetRequired):
-		return http.StatusGone, "reset_required"
-	case errors.Is(err, core.ErrBadCursor):
-		return http.StatusBadRequest, "bad_cursor"
-	case errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrReservedField):
-		return http.StatusBadRequest, "bad_request"
-	case errors.Is(err, core.ErrConflict):
-		return http.StatusConflict, "conflict"
-	case errors.Is(err, core.ErrRejected), errors.Is(err, core.ErrIdempotencyKey):
-		return http.StatusUnprocessableEntity, "rejected"
-	case errors.Is(err, core.ErrUnavailable), errors.Is(err, core.ErrClosed),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "unavailable"
-	}
-	return http.StatusInternalServerError, "internal"
-}
-
 // writeErr answers err with its status; 5xx details stay in the log.
 func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := errStatus(err)
+	status, code := wire.ErrorStatus(err)
 	msg := err.Error()
 	switch status {
 	case http.StatusServiceUnavailable:
@@ -538,7 +509,7 @@ func opHeaders(r *http.Request, forceHeader string) (opID string, force bool, er
 	case 0:
 	case 1:
 		opID = keys[0]
-		if err := checkOpID(opID); err != nil {
+		if err := wire.CheckOpID(opID); err != nil {
 			return "", false, fmt.Errorf("X-Idempotency-Key: %w", err)
 		}
 	default:
@@ -556,19 +527,6 @@ func opHeaders(r *http.Request, forceHeader string) (opID string, force bool, er
 		return "", false, fmt.Errorf("%w: %s must be true or false, got %q", core.ErrInvalid, forceHeader, fv[0])
 	}
 	return opID, force, nil
-}
-
-// checkOpID refuses keys that cannot be stored and compared sanely.
-func checkOpID(id string) error {
-	if id == "" || len(id) > 255 {
-		return fmt.Errorf("%w: an op id must have 1 to 255 bytes", core.ErrInvalid)
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c > 0x7e {
-			return fmt.Errorf("%w: an op id must be printable ASCII without spaces", core.ErrInvalid)
-		}
-	}
-	return nil
 }
 
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, kind, id string) {
@@ -646,7 +604,7 @@ func (h *Handler) del(w http.ResponseWriter, r *http.Request, kind, id string) {
 	h.pushOne(w, r, op)
 }
 
-// pushOne pushes a single op and answers it in the seed's form.
+// pushOne pushes a single op and answers it in the per-op form (PUT/DELETE).
 func (h *Handler) pushOne(w http.ResponseWriter, r *http.Request, op core.Op) {
 	res, err := h.t.Push(r.Context(), []core.Op{op})
 	if err == nil && len(res) != 1 {
@@ -675,29 +633,10 @@ func (h *Handler) pushOne(w http.ResponseWriter, r *http.Request, op core.Op) {
 		}
 		fallthrough
 	default:
-		status = statusOf(pr.Status)
+		status = wire.ResultStatus(pr.Status)
 		b = appendResultBody(b, pr)
 	}
 	writeJSON(w, status, append(b, '\n'))
-}
-
-// statusOf is the HTTP status of a push status.
-func statusOf(s core.PushStatus) int {
-	switch s {
-	case core.StatusApplied:
-		return http.StatusOK
-	case core.StatusConflict:
-		return http.StatusConflict
-	case core.StatusNotFound:
-		return http.StatusNotFound
-	case core.StatusRejected:
-		return http.StatusUnprocessableEntity
-	case core.StatusSkipped:
-		return http.StatusFailedDependency
-	case core.StatusRetry:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 // appendResultBody appends the members after "status" of a non-applied
@@ -788,7 +727,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {
 		b = append(b, `{"opId":`...)
 		b = appendJSONString(b, ops[i].OpID)
 		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(statusOf(pr.Status)), 10)
+		b = strconv.AppendInt(b, int64(wire.ResultStatus(pr.Status)), 10)
 		b = append(b, ',')
 		if pr.Status == core.StatusApplied {
 			b = append(b, `"record":`...)

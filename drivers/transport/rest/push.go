@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 )
 
 // failure is a push that reached no verdict: every op from here on is
@@ -49,8 +50,13 @@ func (a *answer) reason() string {
 func verdict(op *core.Op, a *answer) (core.PushResult, *failure) {
 	res := core.PushResult{OpID: op.OpID}
 	what := fmt.Sprintf("rest: push %s %s/%s", op.Type, op.Kind, op.ID)
-	switch s := a.status; {
-	case s == http.StatusOK || s == http.StatusCreated:
+	status, permanent, ok := wire.ResultOf(a.status, a.code)
+	if !ok { // about the call, not the op: auth, rate limits, 5xx
+		return res, &failure{err: fmt.Errorf("%s: %w (%s)", what, wire.ErrorOf(a.status, a.code), a.reason()), after: a.retryAfter}
+	}
+	res.Status = status
+	switch status {
+	case core.StatusApplied:
 		if len(a.record) == 0 || isNull(a.record) {
 			return res, &failure{err: fmt.Errorf("%s: %w: applied without the stored record", what, core.ErrUnavailable)}
 		}
@@ -59,9 +65,8 @@ func verdict(op *core.Op, a *answer) (core.PushResult, *failure) {
 		if err != nil {
 			return res, &failure{err: fmt.Errorf("%s: %w: unreadable answer: %v", what, core.ErrUnavailable, err)}
 		}
-		res.Status, res.Record = core.StatusApplied, &rec
-	case s == http.StatusConflict:
-		res.Status = core.StatusConflict
+		res.Record = &rec
+	case core.StatusConflict:
 		if len(a.current) > 0 && !isNull(a.current) {
 			var arena []byte
 			rec, err := decodeRecord(op.Kind, a.current, &arena)
@@ -70,27 +75,13 @@ func verdict(op *core.Op, a *answer) (core.PushResult, *failure) {
 			}
 			res.Record = &rec
 		}
-	case s == http.StatusNotFound:
-		if a.code == "unknown_kind" {
-			res.Status, res.Permanent, res.Reason = core.StatusRejected, true, a.reason()
-		} else {
-			res.Status = core.StatusNotFound
-		}
-	case s == http.StatusFailedDependency:
-		res.Status, res.Reason = core.StatusSkipped, a.reason()
-	case s == http.StatusUnprocessableEntity:
-		res.Status, res.Reason, res.Permanent = core.StatusRejected, a.reason(), true
-		if a.permanent != nil {
+	case core.StatusSkipped:
+		res.Reason = a.reason()
+	case core.StatusRejected:
+		res.Reason, res.Permanent = a.reason(), permanent
+		if a.status == http.StatusUnprocessableEntity && a.permanent != nil {
 			res.Permanent = *a.permanent
 		}
-	case s == http.StatusUnauthorized:
-		return res, &failure{err: fmt.Errorf("%s: %w (%s)", what, core.ErrUnauthorized, a.reason())}
-	case s == http.StatusForbidden:
-		return res, &failure{err: fmt.Errorf("%s: %w (%s)", what, core.ErrForbidden, a.reason())}
-	case s == http.StatusTooManyRequests || s >= 500 || s < 400:
-		return res, &failure{err: fmt.Errorf("%s: %w (%s)", what, core.ErrUnavailable, a.reason()), after: a.retryAfter}
-	default: // 400, 413 and any other 4xx: this op can never succeed as sent
-		res.Status, res.Reason, res.Permanent = core.StatusRejected, a.reason(), true
 	}
 	return res, nil
 }
@@ -194,7 +185,7 @@ func (c *Client) pushEach(ctx context.Context, ops []core.Op, idx []int, results
 	return nil
 }
 
-// pushOne sends one op in the seed's form.
+// pushOne sends one op in the per-op form (PUT/DELETE).
 func (c *Client) pushOne(ctx context.Context, op *core.Op) (core.PushResult, *failure) {
 	hdr := map[string]string{"X-Idempotency-Key": op.OpID}
 	var method, target string

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
 )
 
@@ -33,7 +33,7 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 				o.Token = func(context.Context, bool) (string, error) { return tok, nil }
 			}
 		case "timeout":
-			d, err := duration(v)
+			d, err := wire.OptionDuration(v)
 			if err != nil {
 				return nil, fmt.Errorf("rest: option timeout: %w", err)
 			}
@@ -43,32 +43,4 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 		}
 	}
 	return NewClient(rawURL, &o), nil
-}
-
-func duration(v any) (time.Duration, error) {
-	var d time.Duration
-	switch x := v.(type) {
-	case time.Duration:
-		d = x
-	case string:
-		p, err := time.ParseDuration(x)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", core.ErrInvalid, err)
-		}
-		d = p
-	case int:
-		d = time.Duration(x) * time.Second
-	case int64:
-		d = time.Duration(x) * time.Second
-	case uint64:
-		d = time.Duration(x) * time.Second
-	case float64:
-		d = time.Duration(x * float64(time.Second))
-	default:
-		return 0, fmt.Errorf("%w: want a duration like \"10s\" or seconds, got %T", core.ErrInvalid, v)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%w: must be positive, got %v", core.ErrInvalid, d)
-	}
-	return d, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
@@ -34,7 +33,7 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 			}
 			o.Token = wire.StaticToken(tok)
 		case "timeout":
-			d, err := duration(v)
+			d, err := wire.OptionDuration(v)
 			if err != nil {
 				return nil, fmt.Errorf("websocket: option timeout: %w", err)
 			}
@@ -44,32 +43,4 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 		}
 	}
 	return NewClient(rawURL, &o), nil
-}
-
-func duration(v any) (time.Duration, error) {
-	var d time.Duration
-	switch x := v.(type) {
-	case time.Duration:
-		d = x
-	case string:
-		p, err := time.ParseDuration(x)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", core.ErrInvalid, err)
-		}
-		d = p
-	case int:
-		d = time.Duration(x) * time.Second
-	case int64:
-		d = time.Duration(x) * time.Second
-	case uint64:
-		d = time.Duration(x) * time.Second
-	case float64:
-		d = time.Duration(x * float64(time.Second))
-	default:
-		return 0, fmt.Errorf("%w: want a duration like \"10s\" or seconds, got %T", core.ErrInvalid, v)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%w: must be positive, got %v", core.ErrInvalid, d)
-	}
-	return d, nil
 }
