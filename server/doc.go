@@ -24,6 +24,19 @@
 //   - Subscribe streams change notices ("kind K has changes up to (T, ID)").
 //     With a store that implements core.Notifier they travel through the
 //     database, so several Services sharing it fan out to all subscribers.
+//     This is the one fan-out of every stream transport (REST events,
+//     WebSocket, gRPC Subscribe, GraphQL subscriptions): a commit never waits
+//     for a subscriber; each subscriber's backlog is bounded by the kinds it
+//     watches (newer notices of a kind replace older ones); a filtered scope
+//     gets notices that name only the kind. A transport bounds its own send
+//     queue per connection and cuts a peer too slow to read, which then
+//     reconnects and pulls (a gap).
+//
+// Server halves — the server side of each wire driver — register by name
+// (RegisterTransport) and are opened over any core.Transport (OpenServer);
+// offsync.Serve composes them on one HTTP listener (HTTPMux) or their own.
+// They share one authentication step (Authenticate) and the authority's
+// limits; a half holds framing only.
 //
 // The caller's principal travels in the context (core.WithPrincipal); a
 // transport's server half authenticates the bearer token with Authenticate
