@@ -61,11 +61,14 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	}
 	var recs []core.Record
 	var rem remaining
-	more := false
+	more, reset := false, false
 	err = s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
 		var err error
 		q := core.ChangesQuery{Kind: req.Kind, After: after, Filter: filter, Limit: limit + 1, MaxBytes: s.opts.MaxPageBytes}
 		if recs, err = tx.Changes(ctx, q); err != nil {
+			return err
+		}
+		if reset, err = pastHorizon(ctx, tx, req.Kind, req); err != nil || reset {
 			return err
 		}
 		recs, more = s.cutPage(recs, limit)
@@ -91,6 +94,9 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	})
 	if err != nil {
 		return core.Page{}, storeErr("pull "+req.Kind, err)
+	}
+	if reset {
+		return core.Page{}, resetErr(req.Kind, req.After)
 	}
 	page := core.Page{Records: recs, Remaining: 0}
 	if more {

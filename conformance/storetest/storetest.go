@@ -88,6 +88,9 @@ func Run(t *testing.T, h Harness) {
 		{"BatchSetOpState", TestBatchSetOpState},
 		{"BatchIdempotentMany", TestBatchIdempotentMany},
 		{"BatchPutIdempotentMany", TestBatchPutIdempotentMany},
+		{"CollectTombstones", TestCollectTombstones},
+		{"CollectResync", TestCollectResync},
+		{"CollectWhilePushing", TestCollectWhilePushing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

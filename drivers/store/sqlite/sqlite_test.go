@@ -218,8 +218,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s2.DB().NewRaw("SELECT COUNT(*) FROM offsync_schema").Scan(t.Context(), &versions); err != nil {
 		t.Fatal(err)
 	}
-	if versions != 1 {
-		t.Fatalf("offsync_schema has %d rows, want 1 (each migration once)", versions)
+	if versions != 2 {
+		t.Fatalf("offsync_schema has %d rows, want 2 (each migration once)", versions)
 	}
 }
 

@@ -84,6 +84,13 @@ var migrations = []func(d Dialect) []string{
 			`CREATE INDEX IF NOT EXISTS offsync_documents_feed ON offsync_documents (kind, updated_at, id)`,
 		}
 	},
+	// 2: the per-kind horizon of tombstone collection (collect.go).
+	func(d Dialect) []string {
+		return []string{`CREATE TABLE IF NOT EXISTS offsync_horizons (
+			kind TEXT PRIMARY KEY,
+			horizon BIGINT NOT NULL
+		)`}
+	},
 }
 
 // SchemaVersion is the system schema version this code migrates to.
