@@ -406,6 +406,7 @@ func serverOptions(cfg *config.Server, log *slog.Logger) (*server.Options, error
 	v := cfg.Server
 	opts := &server.Options{
 		IdempotencyRetention: v.IdempotencyRetention,
+		TombstoneRetention:   tombstoneRetention(v.TombstoneRetention),
 		MaxBatch:             v.MaxBatch,
 		MaxLimit:             v.MaxLimit,
 		DefaultLimit:         v.DefaultLimit,
@@ -502,4 +503,13 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.EscapedPath(),
 			"status", sw.status, "duration", time.Since(start))
 	})
+}
+
+// tombstoneRetention is the configured retention of tombstones (the
+// config's default when unset).
+func tombstoneRetention(d *time.Duration) time.Duration {
+	if d == nil {
+		return config.DefaultTombstoneRetention
+	}
+	return *d
 }

@@ -142,6 +142,11 @@ type ServerSection struct {
 	// IdempotencyRetention is how long answers to applied ops are kept
 	// (default 720h, 30 days).
 	IdempotencyRetention time.Duration `yaml:"idempotency_retention"`
+	// TombstoneRetention is how long tombstones are kept before they are
+	// collected (default 2160h, 90 days; 0 keeps them forever). A replica
+	// whose cursor is older than what was collected pulls its kinds again
+	// from the start (reset_required).
+	TombstoneRetention *time.Duration `yaml:"tombstone_retention"`
 	// MaxBody bounds a request body in bytes (default 4194304, 4 MiB).
 	MaxBody int64 `yaml:"max_body"`
 	// Heartbeat is the keep-alive period of every long-lived stream (REST
@@ -236,6 +241,7 @@ const (
 	DefaultMaxLimit             = 1000
 	DefaultPageLimit            = 500
 	DefaultIdempotencyRetention = 30 * 24 * time.Hour
+	DefaultTombstoneRetention   = 90 * 24 * time.Hour
 	DefaultMaxBody              = 4 << 20
 	DefaultHeartbeat            = 15 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second

@@ -50,6 +50,7 @@
 //	  max_limit: 1000           # default 1000
 //	  default_limit: 500        # default 500
 //	  idempotency_retention: 720h  # default 720h
+//	  tombstone_retention: 2160h   # default 2160h (90 days); 0 keeps tombstones forever
 //	  max_body: 4194304         # default 4 MiB
 //	  heartbeat: 15s            # default 15s
 //	  transports:               # default: every registered one at its place

@@ -138,6 +138,10 @@ func (s *Server) defaults() {
 	if v.IdempotencyRetention == 0 {
 		v.IdempotencyRetention = DefaultIdempotencyRetention
 	}
+	if v.TombstoneRetention == nil {
+		r := DefaultTombstoneRetention
+		v.TombstoneRetention = &r
+	}
 	if v.MaxBody == 0 {
 		v.MaxBody = DefaultMaxBody
 	}
@@ -331,6 +335,9 @@ func (s *Server) validate(d *decoder) {
 	d.nonNegative("server.max_limit", int64(v.MaxLimit))
 	d.nonNegative("server.default_limit", int64(v.DefaultLimit))
 	d.nonNegative("server.max_body", v.MaxBody)
+	if v.TombstoneRetention != nil {
+		d.nonNegative("server.tombstone_retention", int64(*v.TombstoneRetention))
+	}
 	if v.DefaultLimit > v.MaxLimit && v.MaxLimit > 0 {
 		d.problemAt("server.default_limit", invalid("default_limit %d is above max_limit %d", v.DefaultLimit, v.MaxLimit))
 	}
