@@ -86,6 +86,7 @@ func Tests() []Test {
 		{"Conflict", TestConflict},
 		{"ForcedRetryAfterConflict", TestForcedRetryAfterConflict},
 		{"Tombstones", TestTombstones},
+		{"ResetRequired", TestResetRequired},
 		{"Paging", TestPaging},
 		{"Microseconds", TestMicroseconds},
 		{"DuplicateDelivery", TestDuplicateDelivery},
