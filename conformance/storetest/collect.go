@@ -240,16 +240,9 @@ func TestCollectResync(t *testing.T, h Harness) {
 		}
 	}
 	clock.Advance(48 * time.Hour)
-	got, err := svc.Collect(ctx)
-	if err != nil {
+	// The background pass may run as the clock moves; Collect finishes it.
+	if _, err := svc.Collect(ctx); err != nil {
 		t.Fatal(err)
-	}
-	removed := 0
-	for _, g := range got {
-		removed += g.Removed
-	}
-	if removed != 3 {
-		t.Fatalf("collection removed %d tombstones, want 3: %+v", removed, got)
 	}
 	st, err := svc.Status(ctx)
 	if err != nil {
@@ -257,7 +250,7 @@ func TestCollectResync(t *testing.T, h Harness) {
 	}
 	for _, k := range st {
 		if k.Kind == NoteKind && (k.Tombstones != 0 || k.Horizon.IsZero()) {
-			t.Fatalf("status after collection %+v", k)
+			t.Fatalf("status after collection %+v, want no tombstone left and a horizon", k)
 		}
 	}
 	// B's old cursor is past the horizon; a zero cursor is not.
@@ -377,7 +370,7 @@ func TestCollectWhilePushing(t *testing.T, h Harness) {
 			pushesDone.Add(1)
 		}
 	}()
-	got, err := svc.Collect(ctx)
+	_, err := svc.Collect(ctx) // New's background pass may have begun: they take turns
 	close(stop)
 	if perr := <-pushErr; perr != nil {
 		t.Fatal(perr)
@@ -385,10 +378,12 @@ func TestCollectWhilePushing(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
 	removed := 0
-	for _, g := range got {
-		removed += g.Removed
+	for _, n := range sizes {
+		removed += n
 	}
+	mu.Unlock()
 	if removed != total {
 		t.Fatalf("collected %d tombstones, want %d", removed, total)
 	}
