@@ -1,7 +1,9 @@
 // A client of offsync's gRPC service written from sync.proto alone, with
-// @grpc/grpc-js and @grpc/proto-loader: it reads the capabilities, pulls a
-// page and walks the rest by page token, subscribes, pushes one op, and
-// hears of it through the stream.
+// @grpc/grpc-js and @grpc/proto-loader: it reads the capabilities,
+// subscribes, pushes one op and hears of it through the stream, then pulls a
+// page and walks the rest by page token (the pushed record among them).
+// Run it against `offsync serve` (grpc on the HTTP port plus one) or the
+// server half in the Go test.
 //
 // usage: node interop/node/grpc_sync.js HOST:PORT TOKEN KIND
 // Prints one JSON line with what it saw; exits non-zero on any failure.
@@ -50,17 +52,6 @@ async function main() {
     throw new Error('unexpected capabilities ' + JSON.stringify(caps));
   }
 
-  // Pull a page of two, then walk the rest by page token.
-  const first = await call('Pull', { kind, limit: 2 });
-  const seen = first.records.map((r) => r.id);
-  let token = first.next_page_token;
-  while (token) {
-    const page = await call('Pull', { kind, page_token: token, limit: 2 });
-    seen.push(...page.records.map((r) => r.id));
-    token = page.next_page_token;
-  }
-  const data = JSON.parse(first.records[0].data.toString('utf8'));
-
   // Subscribe; the stream is in force once its header arrives.
   const stream = client.Subscribe({ kinds: [kind] }, md());
   const subscribed = new Promise((resolve, reject) => {
@@ -68,13 +59,15 @@ async function main() {
     stream.on('error', reject);
   });
   const noticed = new Promise((resolve) => {
-    stream.on('data', (n) => { if (n.id === 'from-node') resolve(n); });
+    stream.on('data', (n) => { if (n.id === 'from-node' || n.id === '') resolve(n); });
   });
   await subscribed;
 
+  // Push one op, then hear of it.
+  const opId = 'node-op-' + Date.now();
   const pushed = await call('Push', {
     ops: [{
-      op_id: 'node-op-1', kind, id: 'from-node', type: 'OP_TYPE_UPSERT',
+      op_id: opId, kind, id: 'from-node', type: 'OP_TYPE_UPSERT', force: true,
       payload: Buffer.from(JSON.stringify({ title: 'written by node', n: 42 })),
     }],
   });
@@ -84,6 +77,20 @@ async function main() {
   }
   const notice = await noticed;
   stream.cancel();
+
+  // Pull a page of two, then walk the rest by page token.
+  const first = await call('Pull', { kind, limit: 2 });
+  const seen = first.records.map((r) => r.id);
+  let token = first.next_page_token;
+  while (token) {
+    const page = await call('Pull', { kind, page_token: token, limit: 2 });
+    seen.push(...page.records.map((r) => r.id));
+    token = page.next_page_token;
+  }
+  if (!seen.includes('from-node')) {
+    throw new Error('the pushed record is not in the pull: ' + JSON.stringify(seen));
+  }
+  const data = JSON.parse(first.records[0].data.toString('utf8'));
 
   console.log(JSON.stringify({
     protocol: caps.protocol, maxBatch: caps.max_batch, firstPage: first.records.length, seen, data,

@@ -84,7 +84,7 @@ func TestNodeInterop(t *testing.T) {
 		t.Fatalf("node printed %s: %v", out, err)
 	}
 	t.Logf("node: %s", out)
-	if got.Protocol != 1 || got.FirstPage != 2 || len(got.Seen) != 3 || got.Data["title"] != "seed 0" || got.Status != 200 {
+	if got.Protocol != 1 || got.FirstPage != 2 || len(got.Seen) != 4 || got.Data["title"] != "seed 0" || got.Status != 200 {
 		t.Errorf("node saw %+v", got)
 	}
 	rec, err := svc.Get(actx, "todo", "from-node")
