@@ -57,7 +57,8 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store.Driver != "sqlite" || c.Store.DSN != "file:app.db" || c.Store.Options["busy_timeout"] != 5000 || c.Store.Options["synchronous"] != "NORMAL" {
+	// The relative file of the dsn is beside the config (dir/).
+	if c.Store.Driver != "sqlite" || c.Store.DSN != "file:dir/app.db" || c.Store.Options["busy_timeout"] != 5000 || c.Store.Options["synchronous"] != "NORMAL" {
 		t.Errorf("store: %+v", c.Store)
 	}
 	if c.Transport.Driver != "rest" || c.Transport.Token != "s3cret" || c.Transport.Options["timeout"] != "10s" {
