@@ -92,7 +92,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	if driverName == "" {
 		driverName = "sqlite"
 	}
-	writeDSN := dsn + sep + busy + "&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_txlock=immediate"
+	// temp_store MEMORY keeps the sub-journal of a savepoint (the server's
+	// bulk push runs in one) in memory: on disk it costs a write syscall
+	// per page the savepoint changes, a fifth of a pushed batch's CPU.
+	writeDSN := dsn + sep + busy + "&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	wsql, err := sql.Open(driverName, writeDSN)
 	if err != nil {
 		return nil, fmt.Errorf("offsync: sqlite: open %q: %w", dsn, err)

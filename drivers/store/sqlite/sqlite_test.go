@@ -49,6 +49,13 @@ func TestPragmas(t *testing.T) {
 	if sync != 1 {
 		t.Fatalf("synchronous = %d, want 1 (NORMAL)", sync)
 	}
+	var temp int
+	if err := s.DB().NewRaw("PRAGMA temp_store").Scan(t.Context(), &temp); err != nil {
+		t.Fatal(err)
+	}
+	if temp != 2 {
+		t.Fatalf("temp_store = %d, want 2 (MEMORY: savepoint sub-journals in memory)", temp)
+	}
 	full, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "full.db"), &sqlite.Options{Synchronous: "full"})
 	if err != nil {
 		t.Fatal(err)
