@@ -23,6 +23,10 @@ type TombstoneTx interface {
 	// Horizon returns the kind's horizon: the newest UpdatedAt of a
 	// tombstone collected, zero when none was.
 	Horizon(ctx context.Context, kind string) (time.Time, error)
+	// OldestTombstone returns the UpdatedAt of the oldest tombstone of kind,
+	// zero when it has none; the authority reads it first, in a read
+	// transaction, to take no write lock when there is nothing to collect.
+	OldestTombstone(ctx context.Context, kind string) (time.Time, error)
 	// CountTombstones counts the tombstones of kind the store holds.
 	CountTombstones(ctx context.Context, kind string) (int64, error)
 }

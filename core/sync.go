@@ -164,6 +164,11 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 			<-inflight
 		}
 	}()
+	if cursor.IsZero() {
+		if err := beginFirstWalk(ctx, e.store, kind); err != nil {
+			return e.fail(kind, err, false, st)
+		}
+	}
 	first := PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}
 	inflight = e.fetchPage(ctx, first)
 	resetDone, tokenRetried, withToken := false, false, false
@@ -247,6 +252,9 @@ func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page P
 				return err
 			}
 		}
+		if err := keptRowsSeen(ctx, tx, kind, page.Records); err != nil {
+			return err
+		}
 		e.checkpoint("mid_page_apply")
 		return tx.SetCursor(ctx, kind, next)
 	})
@@ -309,6 +317,9 @@ func (e *Engine) startResync(ctx context.Context, kind string, clear bool, reaso
 			if _, err := tx.ClearKind(ctx, kind); err != nil {
 				return err
 			}
+			if err := rememberKeptRows(ctx, tx, kind); err != nil {
+				return err
+			}
 		}
 		if err := tx.SetCursor(ctx, kind, Cursor{}); err != nil {
 			return err
@@ -325,6 +336,9 @@ func (e *Engine) startResync(ctx context.Context, kind string, clear bool, reaso
 // finishResync records the end of a resync of kind, if one was under way.
 func (e *Engine) finishResync(ctx context.Context, kind string) error {
 	return e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		if err := sweepKeptRows(ctx, tx, kind); err != nil {
+			return err
+		}
 		if _, err := tx.Meta(ctx, metaResync+kind); errors.Is(err, ErrNotFound) {
 			return nil
 		} else if err != nil {

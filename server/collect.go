@@ -75,7 +75,8 @@ type Collected struct {
 }
 
 // Collect removes the tombstones older than Options.TombstoneRetention (by
-// the Service's Clock) of every kind the Service serves, oldest first, in
+// the Service's Clock) of kinds (every kind the Service serves when none is
+// given; a kind it does not serve is skipped), oldest first, in
 // write transactions of at most Options.TombstoneBatch rows each: a push
 // of a kind waits for one batch at most, never for a whole pass. Each
 // transaction moves the kind's horizon to the newest version it removed;
@@ -84,7 +85,7 @@ type Collected struct {
 // background (from New until Close); it is exported for tools and tests.
 // With no retention it does nothing. A store whose transactions are not a
 // core.TombstoneTx is core.ErrInvalid.
-func (s *Service) Collect(ctx context.Context) ([]Collected, error) {
+func (s *Service) Collect(ctx context.Context, kinds ...string) ([]Collected, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -96,8 +97,15 @@ func (s *Service) Collect(ctx context.Context) ([]Collected, error) {
 	before := s.clock.Now().Add(-s.opts.TombstoneRetention)
 	var out []Collected
 	for _, kind := range s.servedKinds() {
+		if len(kinds) > 0 && !slices.Contains(kinds, kind) {
+			continue
+		}
 		c := Collected{Kind: kind}
-		for ctx.Err() == nil {
+		due, err := s.collectDue(ctx, kind, before, &c)
+		if err != nil {
+			return out, fmt.Errorf("server: collect tombstones of %q: %w", kind, err)
+		}
+		for due && ctx.Err() == nil {
 			var n int
 			err := s.store.Update(ctx, func(ctx context.Context, tx core.Tx) error {
 				tt, ok := tx.(core.TombstoneTx)
@@ -131,6 +139,27 @@ func (s *Service) Collect(ctx context.Context) ([]Collected, error) {
 	return out, ctx.Err()
 }
 
+// collectDue reports whether kind has a tombstone older than before, and
+// reads its horizon into c, in a read transaction: a kind with nothing to
+// collect costs no write lock.
+func (s *Service) collectDue(ctx context.Context, kind string, before time.Time, c *Collected) (bool, error) {
+	due := false
+	err := s.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
+		tt, ok := tx.(core.TombstoneTx)
+		if !ok {
+			return fmt.Errorf("%w: the store cannot collect tombstones (its transactions are no core.TombstoneTx)", core.ErrInvalid)
+		}
+		oldest, err := tt.OldestTombstone(ctx, kind)
+		if err != nil {
+			return err
+		}
+		due = !oldest.IsZero() && oldest.Before(before)
+		c.Horizon, err = tt.Horizon(ctx, kind)
+		return err
+	})
+	return due, err
+}
+
 // servedKinds returns the kinds the Service serves now, sorted.
 func (s *Service) servedKinds() []string {
 	s.kindMu.Lock()
@@ -150,6 +179,7 @@ type KindStatus struct {
 	Kind       string    `json:"kind"`
 	Horizon    time.Time `json:"horizon,omitzero"` // newest version collected; zero: none
 	Tombstones int64     `json:"tombstones"`       // tombstones held now
+	Oldest     time.Time `json:"oldest,omitzero"`  // UpdatedAt of the oldest tombstone held
 }
 
 // Status reports, per kind the Service serves, its horizon and how many
@@ -174,7 +204,11 @@ func (s *Service) Status(ctx context.Context) ([]KindStatus, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, KindStatus{Kind: kind, Horizon: h, Tombstones: n})
+			oldest, err := tt.OldestTombstone(ctx, kind)
+			if err != nil {
+				return err
+			}
+			out = append(out, KindStatus{Kind: kind, Horizon: h, Tombstones: n, Oldest: oldest})
 		}
 		return nil
 	})

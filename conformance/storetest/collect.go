@@ -63,6 +63,12 @@ func TestCollectTombstones(t *testing.T, h Harness) {
 					return nil
 				})
 			}
+			view(t, s, func(ctx context.Context, tx core.Tx) error {
+				if o, err := tombstoneTx(t, tx).OldestTombstone(ctx, kind); err != nil || !o.Equal(at(1)) {
+					return fmt.Errorf("oldest tombstone %v (%v), want %v", o, err, at(1))
+				}
+				return nil
+			})
 			collect(2, at(3))
 			collect(1, at(5))
 			collect(0, at(5))
@@ -83,6 +89,9 @@ func TestCollectTombstones(t *testing.T, h Harness) {
 				}
 				if n, err := tt.CountTombstones(ctx, kind); err != nil || n != 1 {
 					return fmt.Errorf("%d tombstones left (%v), want 1", n, err)
+				}
+				if o, err := tt.OldestTombstone(ctx, kind); err != nil || !o.Equal(at(10)) {
+					return fmt.Errorf("oldest tombstone %v (%v), want %v", o, err, at(10))
 				}
 				return nil
 			})

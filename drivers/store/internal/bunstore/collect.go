@@ -97,6 +97,34 @@ func (t *Tx) horizon(ctx context.Context, kind string) (int64, error) {
 	return hs[0], nil
 }
 
+// OldestTombstone implements core.TombstoneTx. It reads the kind's feed
+// from its horizon (no older tombstone remains).
+func (t *Tx) OldestTombstone(ctx context.Context, kind string) (time.Time, error) {
+	k, err := t.s.kind(kind)
+	if err != nil {
+		return time.Time{}, err
+	}
+	h, err := t.horizon(ctx, kind)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var us []int64
+	if k.typed {
+		err = t.tx.NewRaw(`SELECT updated_at FROM ? WHERE deleted_at IS NOT NULL AND updated_at > ?
+			ORDER BY updated_at LIMIT 1`, k.ident, h).Scan(ctx, &us)
+	} else {
+		err = t.tx.NewRaw(`SELECT updated_at FROM offsync_documents WHERE kind = ? AND deleted_at IS NOT NULL
+			AND updated_at > ? ORDER BY updated_at LIMIT 1`, kind, h).Scan(ctx, &us)
+	}
+	if err != nil {
+		return time.Time{}, t.dbErr("oldest tombstone", err)
+	}
+	if len(us) == 0 {
+		return time.Time{}, nil
+	}
+	return fromMicro(us[0]), nil
+}
+
 // CountTombstones implements core.TombstoneTx.
 func (t *Tx) CountTombstones(ctx context.Context, kind string) (int64, error) {
 	k, err := t.s.kind(kind)
