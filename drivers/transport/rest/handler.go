@@ -396,7 +396,7 @@ func (h *Handler) pullRequest(kind string, q url.Values) (req core.PullRequest, 
 		req.After.ID = after
 	}
 	if hasTok {
-		// The token carries the walk's position; a seed client may still send
+		// The token carries the walk's position; a client of the per-op form may still send
 		// updatedSince with it (checked above, then ignored).
 		req.After = core.Cursor{}
 		req.PageToken = tok

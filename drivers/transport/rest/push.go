@@ -233,7 +233,7 @@ func (c *Client) pushOne(ctx context.Context, op *core.Op) (core.PushResult, *fa
 			if json.Unmarshal(r.body, &eb) == nil {
 				a.code, a.message, a.current, a.permanent = eb.Error, eb.Message, eb.Current, eb.Permanent
 			}
-			// A seed backend may answer a 409 with the current record itself.
+			// A per-op backend may answer a 409 with the current record itself.
 			if r.status == http.StatusConflict && len(a.current) == 0 {
 				var probe struct {
 					ID json.RawMessage `json:"id"`

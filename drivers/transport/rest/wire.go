@@ -253,7 +253,7 @@ func decodeRecord(kind string, b []byte, arena *[]byte) (core.Record, error) {
 			if s, ok := rawString(val); ok {
 				r.ID = s
 			} else if len(val) > 0 && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
-				r.ID = string(val) // a seed backend may use numeric ids
+				r.ID = string(val) // a per-op backend may use numeric ids
 			} else {
 				return fmt.Errorf("%w: record id must be a string", core.ErrInvalid)
 			}
