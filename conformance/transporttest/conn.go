@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/conformance/faults"
 	"github.com/offsync/offsync/core"
@@ -48,7 +49,17 @@ func TestConnCutAfterPush(t *testing.T, h Harness) {
 	if s := conns.Stats(); s.Cuts != 1 {
 		t.Fatalf("connections cut: %d, want 1 (the one that carried the push)", s.Cuts)
 	}
-	if n := appliedCounts(t, w.store, NoteKind)["w:a-1"]; n != 1 {
+	// The cut is armed inside the push's transaction; a wire that reads
+	// frames while the call runs (HTTP/2) sees it before the commit, and the
+	// authority finishes the push after the client has gone. Wait for that
+	// commit (bounded), so the re-send below meets a stored answer.
+	n := 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n = appliedCounts(t, w.store, NoteKind)["w:a-1"]; n != 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if n != 1 {
 		t.Fatalf("write a-1 applied %d times before the answer was lost, want 1 (the cut must follow the commit)", n)
 	}
 	if a.pending(t) == 0 {
