@@ -91,7 +91,7 @@ func sweepKeptRows(ctx context.Context, tx Tx, kind string) error {
 			return err
 		}
 		if len(ops) > 0 {
-			continue // invariant 3: the op's answer (or a later pull) settles it
+			continue // a row with ops is never overwritten or removed by a pull (G3 of docs/guarantees.md): the op's answer settles it
 		}
 		if err := tx.Remove(ctx, kind, id); err != nil && !errors.Is(err, ErrNotFound) {
 			return err

@@ -216,7 +216,7 @@ func (c *Client) afterFailure(err error) {
 
 // reconnectWait bounds how long a call waits for a connection in transient
 // failure to start connecting again.
-const reconnectWait = time.Second
+const reconnectWait = 100 * time.Millisecond
 
 // ready makes a connection in transient failure connect again before a
 // call, so that the call is made on a fresh attempt rather than failed with
