@@ -256,19 +256,24 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 			}
 			errc <- err
 		}()
-		log.Info("listening on "+addr, "addr", addr, "url", httpScheme+"://"+addr, "store", cfg.Store.Driver,
-			"tls", tlsCfg != nil)
 	}
+	// The start-up log says what is served and how before "listening on",
+	// its last line: whoever waits for that line has read the rest.
 	for _, h := range halves {
 		if ln, ok := listenerOf[h.name]; ok {
 			lt := h.ts.(server.ListenerTransport)
 			go func() { errc <- lt.Serve(ln) }()
-			log.Info("serving "+h.name+" on "+ln.Addr().String(), "transport", h.name, "addr", ln.Addr().String())
+			log.Info("serving "+h.name+" on "+ln.Addr().String(), "transport", h.name, "listen", ln.Addr().String())
 		} else {
 			log.Info("serving "+h.name+" at "+served[h.name], "transport", h.name, "path", served[h.name])
 		}
 	}
 	logPolicy(log, cfg, opts)
+	if httpLn != nil {
+		addr := httpLn.Addr().String()
+		log.Info("listening on "+addr, "addr", addr, "url", httpScheme+"://"+addr, "store", cfg.Store.Driver,
+			"tls", tlsCfg != nil)
+	}
 	if o.Ready != nil {
 		o.Ready(maps.Clone(endpoints))
 	}
