@@ -34,11 +34,13 @@ func TestCollectHorizon(t *testing.T) {
 		t.Fatalf("deletes: %+v %+v", delA, delB)
 	}
 	at := core.Cursor{UpdatedAt: delB.Record.UpdatedAt, ID: "b"}
-	clock.Advance(47 * time.Hour)
-	c := push1(t, ctx, svc, del("dc", "note", "c", vers[2])) // within the retention
+	// Before the clock passes the retention nothing can be collected (the
+	// background pass runs on the clock), so the old cursor is served.
 	if _, err := svc.Pull(ctx, core.PullRequest{Kind: "note", After: before}); err != nil {
 		t.Fatalf("pull before any collection: %v", err)
 	}
+	clock.Advance(47 * time.Hour)
+	c := push1(t, ctx, svc, del("dc", "note", "c", vers[2])) // within the retention
 	// The background pass may have run when the clock moved; Collect
 	// reports the horizon either way.
 	got, err := svc.Collect(ctx)
