@@ -137,23 +137,7 @@ func (c *Client) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, er
 	if f == nil {
 		return results, nil
 	}
-	answered := false
-	for i := range results {
-		if results[i].Status != 0 {
-			answered = true
-			break
-		}
-	}
-	if !answered {
-		return nil, f.err
-	}
-	for i := range results {
-		if results[i].Status == 0 {
-			results[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusRetry,
-				Reason: f.err.Error(), RetryAfter: f.after}
-		}
-	}
-	return results, nil
+	return wire.FinishPush(ops, results, f.err, f.after)
 }
 
 // settle records res for ops[i] and blocks the record when it was not applied.
