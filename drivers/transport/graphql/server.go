@@ -250,7 +250,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The token is read here and authenticated once, when a field needs
 	// the principal (health needs none, as REST's /health).
 	st := &authState{}
-	st.token, st.tokErr = wire.ParseBearer(r.Header.Values("Authorization"))
+	st.token, st.tokErr = server.ParseBearer(r.Header.Values("Authorization"))
 	ctx := context.WithValue(r.Context(), authKey{}, st)
 	if upgrade {
 		// A hijacked socket outlives r's context: Shutdown ends it.
@@ -368,7 +368,7 @@ func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) 
 		if !isStr {
 			fresh.tokErr = fmt.Errorf("%w: the Authorization of connection_init must be a string", core.ErrUnauthorized)
 		} else {
-			fresh.token, fresh.tokErr = wire.ParseBearer([]string{str})
+			fresh.token, fresh.tokErr = server.ParseBearer([]string{str})
 		}
 		st = fresh
 		ctx = context.WithValue(ctx, authKey{}, st)

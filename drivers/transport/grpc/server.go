@@ -160,7 +160,7 @@ func public(method string) bool {
 // anonymous callers are welcome), through server.Authenticate.
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	tok, err := wire.ParseBearer(md.Get("authorization"))
+	tok, err := server.ParseBearer(md.Get("authorization"))
 	if err != nil {
 		return ctx, statusErr(err)
 	}

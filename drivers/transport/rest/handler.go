@@ -204,15 +204,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (context.
 	}
 	// A request without a token is authenticated as "": the authority
 	// decides whether anonymous callers are welcome.
-	var tok string
-	if authz := r.Header.Values("Authorization"); len(authz) > 0 {
-		scheme, t, _ := strings.Cut(authz[0], " ")
-		tok = strings.TrimSpace(t)
-		if len(authz) > 1 || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="offsync"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "the Authorization header must be `Bearer <token>`")
-			return ctx, false
-		}
+	tok, err := server.ParseBearer(r.Header.Values("Authorization"))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="offsync"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "the Authorization header must be `Bearer <token>`")
+		return ctx, false
 	}
 	p, err := h.auth.Authenticate(ctx, tok)
 	if err != nil {

@@ -289,7 +289,7 @@ func (so *socket) serve(authz []string) {
 	case !so.srv.auth:
 		so.authed = true
 	case len(authz) > 0:
-		tok, err := wire.ParseBearer(authz)
+		tok, err := server.ParseBearer(authz)
 		if err == nil {
 			err = so.authenticate(tok)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/offsync/offsync/core"
 )
@@ -34,25 +33,6 @@ func Token(ctx context.Context, prefix string, src TokenSource, refresh bool) (s
 			return "", fmt.Errorf("%s: token: %w", prefix, err)
 		}
 		return "", fmt.Errorf("%s: token: %w: %v", prefix, core.ErrUnauthorized, err)
-	}
-	return tok, nil
-}
-
-// ParseBearer returns the token of the Authorization values of a request
-// (an HTTP header, gRPC metadata, a connection_init payload): "" when there
-// are none, core.ErrUnauthorized when there are several or the one is not
-// "Bearer <token>".
-func ParseBearer(values []string) (string, error) {
-	if len(values) == 0 {
-		return "", nil
-	}
-	if len(values) > 1 {
-		return "", fmt.Errorf("%w: more than one authorization value", core.ErrUnauthorized)
-	}
-	scheme, tok, _ := strings.Cut(values[0], " ")
-	tok = strings.TrimSpace(tok)
-	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", fmt.Errorf("%w: authorization must be `Bearer <token>`", core.ErrUnauthorized)
 	}
 	return tok, nil
 }
