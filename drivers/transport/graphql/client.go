@@ -3,6 +3,7 @@ package graphql
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ type Options struct {
 	// socket; nil means a pooled client of this package's own. Leave its
 	// Timeout zero (use Timeout): a subscription lives long.
 	HTTPClient *http.Client
+	// TLS configures the https:// and wss:// connections of the client's
+	// own HTTP client (RootCAs: a custom CA); nil uses the system's roots.
+	// Ignored when HTTPClient is set.
+	TLS *tls.Config
 	// Token returns the bearer token. It is asked with refresh=false for
 	// each request or socket and, once, with refresh=true after the server
 	// answered UNAUTHENTICATED (or closed the socket with 4403); the call is
@@ -115,6 +120,9 @@ func NewClient(endpoint string, opts *Options) (*Client, error) {
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32
+		if o.TLS != nil {
+			tr.TLSClientConfig = o.TLS.Clone()
+		}
 		c.hc = &http.Client{Transport: tr}
 		c.ownHC = true
 	}

@@ -19,8 +19,14 @@ func init() {
 // options token (string), timeout (a duration or seconds), page_size.
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	var o Options
+	tlsCfg, err := wire.OptionTLS(opts)
+	if err != nil {
+		return nil, fmt.Errorf("graphql: %w", err)
+	}
+	o.TLS = tlsCfg
 	for k, v := range opts {
 		switch k {
+		case "tls", "ca_file": // read above
 		case "token":
 			tok, ok := v.(string)
 			if !ok {
@@ -40,7 +46,7 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 			}
 			o.PageSize = n
 		default:
-			return nil, fmt.Errorf("graphql: %w: unknown option %q (known: token, timeout, page_size)", core.ErrInvalid, k)
+			return nil, fmt.Errorf("graphql: %w: unknown option %q (known: ca_file, page_size, timeout, tls, token)", core.ErrInvalid, k)
 		}
 	}
 	return NewClient(rawURL, &o)

@@ -18,8 +18,14 @@ func init() {
 // options token (string) and timeout (a duration or seconds).
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	var o Options
+	tlsCfg, err := wire.OptionTLS(opts)
+	if err != nil {
+		return nil, fmt.Errorf("grpc: %w", err)
+	}
+	o.TLS = tlsCfg
 	for k, v := range opts {
 		switch k {
+		case "tls", "ca_file": // read above
 		case "token":
 			tok, ok := v.(string)
 			if !ok {
@@ -33,7 +39,7 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 			}
 			o.Timeout = d
 		default:
-			return nil, fmt.Errorf("grpc: %w: unknown option %q (known: token, timeout)", core.ErrInvalid, k)
+			return nil, fmt.Errorf("grpc: %w: unknown option %q (known: ca_file, timeout, tls, token)", core.ErrInvalid, k)
 		}
 	}
 	return NewClient(rawURL, &o)

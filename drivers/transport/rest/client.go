@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ type Options struct {
 	// own with a pooled transport. Avoid an http.Client.Timeout when using
 	// Subscribe: it would cut the event stream; use Timeout instead.
 	HTTPClient *http.Client
+	// TLS configures the https:// connections of the client's own HTTP
+	// client (RootCAs: a custom CA); nil uses the system's roots. Ignored
+	// when HTTPClient is set.
+	TLS *tls.Config
 	// Token returns the bearer token for a request. It is called with
 	// refresh=false before each request and, once, with refresh=true after a
 	// 401, after which the request is retried a single time. Nil sends no
@@ -102,6 +107,9 @@ func NewClient(baseURL string, opts *Options) *Client {
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32
+		if o.TLS != nil {
+			tr.TLSClientConfig = o.TLS.Clone()
+		}
 		c.hc = &http.Client{Transport: tr}
 	}
 	if c.timeout == 0 {

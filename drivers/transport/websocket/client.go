@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ type Options struct {
 	// HTTPClient makes the handshake (TLS settings, proxies); nil means a
 	// client of this package's own.
 	HTTPClient *http.Client
+	// TLS configures the wss:// connections of the client's own HTTP client
+	// (RootCAs: a custom CA); nil uses the system's roots. Ignored when
+	// HTTPClient is set.
+	TLS *tls.Config
 	// WrapConn, when set, wraps every connection the client dials (fault
 	// injection, accounting). It is ignored when HTTPClient is set.
 	WrapConn func(net.Conn) net.Conn
@@ -94,6 +99,9 @@ func NewClient(rawURL string, opts *Options) *Client {
 		backoff: o.Backoff, log: o.Logger, subs: map[*subscription]struct{}{}}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if o.TLS != nil {
+			tr.TLSClientConfig = o.TLS.Clone()
+		}
 		if o.WrapConn != nil {
 			d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 			wrap := o.WrapConn

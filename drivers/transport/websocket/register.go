@@ -24,8 +24,14 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 		return nil, fmt.Errorf("websocket: %w: url %q must be ws(s)://host[:port]/path (e.g. ws://127.0.0.1:8080/ws)", core.ErrInvalid, rawURL)
 	}
 	var o Options
+	tlsCfg, err := wire.OptionTLS(opts)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	o.TLS = tlsCfg
 	for k, v := range opts {
 		switch k {
+		case "tls", "ca_file": // read above
 		case "token":
 			tok, ok := v.(string)
 			if !ok {
@@ -39,7 +45,7 @@ func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport
 			}
 			o.Timeout = d
 		default:
-			return nil, fmt.Errorf("websocket: %w: unknown option %q (known: token, timeout)", core.ErrInvalid, k)
+			return nil, fmt.Errorf("websocket: %w: unknown option %q (known: ca_file, timeout, tls, token)", core.ErrInvalid, k)
 		}
 	}
 	return NewClient(rawURL, &o), nil
