@@ -1,6 +1,9 @@
 package core
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Drivers wrap them (fmt.Errorf("...: %w", ErrX)) and callers
 // test them with errors.Is, never by message.
@@ -26,6 +29,11 @@ var (
 	// column, another primary key); the error names the table, the column
 	// and what to do.
 	ErrSchemaChange = errors.New("offsync: schema change refused")
+	// ErrRateLimited: the caller sent more than its rate allows. It wraps
+	// ErrUnavailable, so it is retryable: the engine pauses and sends the
+	// same ops again later, burning no attempt. Wire forms answer it with
+	// their "retry later" form (REST 429 with Retry-After).
+	ErrRateLimited = fmt.Errorf("offsync: rate limited: %w", ErrUnavailable)
 )
 
 // Retryable reports whether err means "try the same thing later": the network,

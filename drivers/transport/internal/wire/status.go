@@ -54,6 +54,8 @@ func ErrorStatus(err error) (status int, code string) {
 		return http.StatusConflict, CodeConflict
 	case errors.Is(err, core.ErrRejected), errors.Is(err, core.ErrIdempotencyKey):
 		return http.StatusUnprocessableEntity, CodeRejected
+	case errors.Is(err, core.ErrRateLimited):
+		return http.StatusTooManyRequests, CodeRateLimited
 	case errors.Is(err, core.ErrUnavailable), errors.Is(err, core.ErrClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, CodeUnavailable
@@ -63,8 +65,9 @@ func ErrorStatus(err error) (status int, code string) {
 
 // ErrorOf maps a status number and code received from an authority back to
 // core's sentinel: what a client returns (wrapped with its own context) for
-// an answer that is not a success. 429 and 5xx are core.ErrUnavailable (retry
-// later); any other 4xx the table does not name is core.ErrInvalid.
+// an answer that is not a success. 429 is core.ErrRateLimited and 5xx
+// core.ErrUnavailable (both retry later); any other 4xx the table does not
+// name is core.ErrInvalid.
 func ErrorOf(status int, code string) error {
 	switch {
 	case status == http.StatusUnauthorized:
@@ -85,7 +88,9 @@ func ErrorOf(status int, code string) error {
 		return core.ErrConflict
 	case status == http.StatusBadRequest && code == CodeBadCursor:
 		return core.ErrBadCursor
-	case status == http.StatusTooManyRequests || status >= 500:
+	case status == http.StatusTooManyRequests:
+		return core.ErrRateLimited // also core.ErrUnavailable: retry later
+	case status >= 500:
 		return core.ErrUnavailable
 	case status >= 400:
 		return core.ErrInvalid
