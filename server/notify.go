@@ -27,6 +27,8 @@ type subscriber struct {
 	order   []string
 	wake    chan struct{}
 	out     chan core.Notice
+
+	stats *transportCounters // of the transport it came through
 }
 
 // Subscribe implements core.Subscriber. kinds names the kinds to watch (none
@@ -38,6 +40,12 @@ type subscriber struct {
 // its scope of a kind is filtered a notice names only the kind (no id, no
 // version), since the record written may be outside it.
 func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
+	ch, err := s.subscribe(ctx, kinds)
+	s.countCall(ctx, true, err)
+	return ch, err
+}
+
+func (s *Service) subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -52,6 +60,7 @@ func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.No
 		pending: map[string]core.Notice{},
 		wake:    make(chan struct{}, 1),
 		out:     make(chan core.Notice, subscriberBuffer),
+		stats:   s.stats.transport(TransportFrom(ctx)),
 	}
 	if len(kinds) > 0 {
 		sub.kinds = map[string]bool{}
@@ -75,6 +84,7 @@ func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.No
 		return nil, fmt.Errorf("server: %w", core.ErrClosed)
 	}
 	s.subs[sub] = struct{}{}
+	sub.stats.active.Add(1)
 	s.wg.Add(1)
 	s.subMu.Unlock()
 	go s.pump(sub)
@@ -131,6 +141,7 @@ func (s *Service) pump(sub *subscriber) {
 		s.subMu.Lock()
 		delete(s.subs, sub)
 		s.subMu.Unlock()
+		sub.stats.active.Add(-1)
 	}()
 	for {
 		n, ok := sub.next()
@@ -150,6 +161,7 @@ func (s *Service) pump(sub *subscriber) {
 		}
 		select {
 		case sub.out <- n:
+			sub.stats.notices.Add(1)
 		case <-sub.ctx.Done():
 			return
 		case <-s.ctx.Done():

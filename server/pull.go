@@ -19,6 +19,13 @@ import (
 // committed between pages are neither skipped nor repeated. A page ends at
 // the row limit or at Options.MaxPageBytes, whichever comes first.
 func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
+	start := time.Now()
+	page, err := s.pull(ctx, req)
+	s.countPull(ctx, req.Kind, &page, err, time.Since(start))
+	return page, err
+}
+
+func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	if err := s.checkOpen(); err != nil {
 		return core.Page{}, err
 	}
@@ -177,6 +184,12 @@ type changesCounter interface {
 // Get implements core.Getter: the record kind/id, a tombstone too; a missing
 // record and one outside the caller's scope are both core.ErrNotFound.
 func (s *Service) Get(ctx context.Context, kind, id string) (core.Record, error) {
+	rec, err := s.get(ctx, kind, id)
+	s.countCall(ctx, false, err)
+	return rec, err
+}
+
+func (s *Service) get(ctx context.Context, kind, id string) (core.Record, error) {
 	if err := s.checkOpen(); err != nil {
 		return core.Record{}, err
 	}

@@ -75,6 +75,13 @@ func (e retryErr) Unwrap() error { return e.err }
 // answered Rejected, permanent, and nothing of it is written. An op with an
 // empty OpID has no idempotency key: its answer is not kept.
 func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
+	start := time.Now()
+	res, err := s.push(ctx, ops)
+	s.countPush(ctx, ops, res, err, time.Since(start))
+	return res, err
+}
+
+func (s *Service) push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}

@@ -158,6 +158,7 @@ type Service struct {
 	// negative control of the bulk/op-by-op equivalence tests.
 	bulkStaleRows bool
 	collector     collector
+	stats         *stats
 	stampMu       sync.Mutex
 	lastStamp     map[string]time.Time
 }
@@ -241,6 +242,7 @@ func New(ctx context.Context, store core.Store, opts *Options) (*Service, error)
 		tables:    map[string]core.Table{},
 		subs:      map[*subscriber]struct{}{},
 		lastStamp: map[string]time.Time{},
+		stats:     newStats(),
 	}
 	if o.Hooks != nil {
 		s.afterStamp = o.Hooks.AfterStamp

@@ -299,6 +299,7 @@ type authState struct {
 // authed returns ctx with the caller's principal: server.Authenticate runs
 // once per request or socket.
 func (s *Server) authed(ctx context.Context) (context.Context, error) {
+	ctx = server.WithTransport(ctx, "graphql")
 	st, _ := ctx.Value(authKey{}).(*authState)
 	if st == nil {
 		return ctx, fmt.Errorf("graphql: %w: no credentials on the request", core.ErrUnauthorized)

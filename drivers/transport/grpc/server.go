@@ -159,6 +159,7 @@ func public(method string) bool {
 // exactly one `Bearer <token>` value (none: the authority decides whether
 // anonymous callers are welcome), through server.Authenticate.
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
+	ctx = server.WithTransport(ctx, "grpc")
 	md, _ := metadata.FromIncomingContext(ctx)
 	tok, err := server.ParseBearer(md.Get("authorization"))
 	if err != nil {

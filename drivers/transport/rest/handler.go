@@ -198,7 +198,7 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, allow string) {
 // authenticate puts the caller's principal in the context when the
 // transport authenticates; a missing or refused token is 401.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
-	ctx := r.Context()
+	ctx := server.WithTransport(r.Context(), "rest")
 	if h.auth == nil {
 		return ctx, true
 	}

@@ -121,7 +121,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(s.lim.MaxMessage)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(server.WithTransport(context.WithoutCancel(r.Context()), "websocket"))
 	so := &socket{srv: s, c: c, ctx: ctx, cancel: cancel,
 		send: make(chan []byte, s.lim.SendQueue), done: make(chan struct{}),
 		subs: map[int64]context.CancelFunc{}, authCtx: ctx}
