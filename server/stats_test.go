@@ -40,8 +40,8 @@ func TestStatsCounts(t *testing.T) {
 
 	a := mustApply(t, rest, svc, upsert("o1", "note", "a", `{"t":1}`, time.Time{}))
 	res := push(t, rest, svc,
-		upsert("o2", "note", "a", `{"t":2}`, time.Time{}), // create over a row: conflict
-		upsert("o3", "note", "a", `{"t":3}`, a.UpdatedAt),  // same record after a failed op: skipped
+		upsert("o2", "note", "a", `{"t":2}`, time.Time{}),   // create over a row: conflict
+		upsert("o3", "note", "a", `{"t":3}`, a.UpdatedAt),   // same record after a failed op: skipped
 		upsert("o4", "note", "bad", `{"t":4}`, time.Time{}), // rejected by Validate
 		upsert("o5", "task", "x", `{"t":5}`, time.Time{}),   // applied
 		upsert("o6", "nope", "y", `{}`, time.Time{}),        // kind not served: rejected
