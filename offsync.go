@@ -91,6 +91,9 @@ func Open(ctx context.Context, cfg *config.Client, tables ...core.Table) (_ *cor
 	if cfg.Transport.Token != "" {
 		topts["token"] = cfg.Transport.Token
 	}
+	if cfg.Transport.CAFile != "" {
+		topts["ca_file"] = cfg.Transport.CAFile
+	}
 	tr, err := core.OpenTransport(ctx, cfg.Transport.Driver, cfg.Transport.URL, topts)
 	if err != nil {
 		return nil, cfg.Wrap("transport", fmt.Errorf("open the %s transport: %w", cfg.Transport.Driver, err))

@@ -48,6 +48,11 @@ type Transport struct {
 	// Token is the bearer token; write it as "${ENV_VAR}". It is handed to
 	// the driver as the option "token".
 	Token string `yaml:"token"`
+	// CAFile is a PEM file of the certificates the client trusts for an
+	// https/wss/grpcs URL in place of the system's roots (a private CA, a
+	// self-signed server); relative to the config file. It is handed to
+	// the driver as the option "ca_file".
+	CAFile string `yaml:"ca_file"`
 	// Options are driver-specific (rest: timeout).
 	Options map[string]any `yaml:"options"`
 }

@@ -300,6 +300,6 @@ sync:
 `), "offsync.yaml")
 	fmt.Println(err)
 	// Output:
-	// offsync.yaml:4:3: transport.retries: unknown key "retries" in transport (known: driver, options, token, url)
+	// offsync.yaml:4:3: transport.retries: unknown key "retries" in transport (known: ca_file, driver, options, token, url)
 	// offsync.yaml:6:13: sync.interval: want a duration such as 30s, 5m or 1h30m, got "5 minutes"
 }

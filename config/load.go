@@ -107,6 +107,12 @@ func (c *Client) defaults(d *decoder) {
 		c.Sync.MaxAttempts = DefaultMaxAttempts
 	}
 	c.Store.DSN = resolveDSN(c.Store.Driver, c.Store.DSN, c.Dir())
+	if f := c.Transport.CAFile; f != "" && !filepath.IsAbs(f) {
+		c.Transport.CAFile = filepath.Join(c.Dir(), f)
+	}
+	if f, ok := c.Transport.Options["ca_file"].(string); ok && f != "" && !filepath.IsAbs(f) {
+		c.Transport.Options["ca_file"] = filepath.Join(c.Dir(), f)
+	}
 	if c.Conflicts.Default == (Strategy{}) {
 		c.Conflicts.Default = Strategy{Name: DefaultStrategy}
 	}
@@ -232,6 +238,9 @@ func (c *Client) validate(d *decoder) {
 	}
 	if _, ok := t.Options["token"]; ok && t.Token != "" {
 		d.problemAt("transport.options.token", invalid("the token is set twice: keep transport.token"))
+	}
+	if _, ok := t.Options["ca_file"]; ok && t.CAFile != "" {
+		d.problemAt("transport.options.ca_file", invalid("the CA file is set twice: keep transport.ca_file"))
 	}
 	s := c.Sync
 	d.nonNegative("sync.page_size", int64(s.PageSize))
