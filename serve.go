@@ -71,6 +71,9 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 	if err != nil {
 		return err
 	}
+	if err := composeAuth(ctx, cfg, opts, log); err != nil {
+		return err
+	}
 	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
 		return err
@@ -400,7 +403,7 @@ func logPolicy(log *slog.Logger, cfg *config.Server, opts *server.Options) {
 		log.Info("serving any kind matching "+v.DynamicKinds+" as documents", "pattern", v.DynamicKinds)
 	}
 	if opts.Authenticate == nil {
-		log.Warn("authentication off: every caller is anonymous and may read and write everything (set server.tokens or --tokens)")
+		log.Warn("authentication off: every caller is anonymous and may read and write everything (set server.tokens, server.jwt or --tokens)")
 	} else {
 		log.Info("authentication on: requests need a bearer token")
 	}

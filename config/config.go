@@ -191,6 +191,10 @@ type ServerSection struct {
 	// TLS serves every listener over TLS (certificate and key files,
 	// relative to the config file).
 	TLS *TLS `yaml:"tls"`
+	// JWT accepts signed tokens (beside Tokens, which keep working); see JWT.
+	JWT *JWT `yaml:"jwt"`
+	// RateLimit bounds the requests of each principal; see RateLimit.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 	// AllowInsecure lets the server listen on a non-loopback address
 	// without TLS (bearer tokens then cross the network in clear text).
 	AllowInsecure bool `yaml:"allow_insecure"`

@@ -431,8 +431,9 @@ func (s *Server) validate(d *decoder) {
 			d.problemAt(p, invalid("scope for kind %q, which is not served (add it to server.kinds)", kind))
 		}
 	}
-	if len(v.Scopes) > 0 && len(v.Tokens) == 0 && v.TokensFile == "" {
-		d.problemAt("server.scopes", invalid("a scope needs authentication: set server.tokens or server.tokens_file"))
+	s.validateAuth(d)
+	if len(v.Scopes) > 0 && len(v.Tokens) == 0 && v.TokensFile == "" && v.JWT == nil {
+		d.problemAt("server.scopes", invalid("a scope needs authentication: set server.tokens, server.tokens_file or server.jwt"))
 	}
 	if v.Scope != nil {
 		if v.Scope.Field == "" {
@@ -440,8 +441,8 @@ func (s *Server) validate(d *decoder) {
 		} else if err := core.CheckFieldName(v.Scope.Field); err != nil {
 			d.problemAt("server.scope.field", fmt.Errorf("field %q: %w", v.Scope.Field, err))
 		}
-		if len(v.Tokens) == 0 && v.TokensFile == "" {
-			d.problemAt("server.scope", invalid("a scope needs server.tokens or server.tokens_file: without them every caller is anonymous"))
+		if len(v.Tokens) == 0 && v.TokensFile == "" && v.JWT == nil {
+			d.problemAt("server.scope", invalid("a scope needs server.tokens, server.tokens_file or server.jwt: without them every caller is anonymous"))
 		}
 		for i, k := range v.Scope.Kinds {
 			d.checkKind(fmt.Sprintf("server.scope.kinds[%d]", i), k)
