@@ -2,11 +2,10 @@ package wire
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/tlsca"
 )
 
 // IsTLSOption reports whether key is a client opener option OptionTLS
@@ -39,20 +38,5 @@ func OptionTLS(opts map[string]any) (*tls.Config, error) {
 	if !ok || file == "" {
 		return nil, fmt.Errorf("%w: option ca_file must be the path of a PEM file, got %T %v", core.ErrInvalid, fv, fv)
 	}
-	return CAFileTLS(file)
-}
-
-// CAFileTLS returns a client TLS config that trusts the certificates of a
-// PEM file (and no other root). A file that cannot be read or holds no
-// certificate wraps core.ErrInvalid.
-func CAFileTLS(file string) (*tls.Config, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ca_file: %v", core.ErrInvalid, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", core.ErrInvalid, file)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return tlsca.Config(file)
 }
