@@ -248,6 +248,8 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := wire.ErrorStatus(err)
 	msg := err.Error()
 	switch status {
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(server.RetryAfter(err).Seconds())))))
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", h.retryAfter)
 		h.log.WarnContext(r.Context(), "rest: unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -741,6 +743,17 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
+// endExpired ends an event stream whose caller's token expired with an
+// "unauthorized" event; the client reconnects and, answered 401, asks its
+// token source for a new token.
+func (h *Handler) endExpired(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController) {
+	if !server.Expired(ctx) {
+		return
+	}
+	_, _ = io.WriteString(w, "event: unauthorized\ndata: {\"error\":\"unauthorized\",\"message\":\"the token expired\"}\n\n")
+	_ = rc.Flush()
+}
+
 // events serves GET /events as server-sent events; without kinds= the
 // transport decides what "every kind" is. The subscription is
 // made before the headers are written, so a client that pulls after seeing
@@ -767,7 +780,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(r.Context())
+	// The stream ends when the caller's token expires (server.StreamContext).
+	ctx, cancel := server.StreamContext(r.Context())
 	defer cancel()
 	ch, err := h.sub.Subscribe(ctx, kinds)
 	if err != nil {
@@ -793,9 +807,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-ctx.Done():
+			h.endExpired(ctx, w, rc)
 			return
 		case n, ok := <-ch:
 			if !ok {
+				h.endExpired(ctx, w, rc)
 				return
 			}
 			buf = append(buf[:0], `data: {"kind":`...)
