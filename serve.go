@@ -21,7 +21,11 @@ import (
 	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/server"
+	"github.com/offsync/offsync/server/ui"
 )
+
+// uiPath is where the dashboard is mounted on the HTTP listener.
+const uiPath = "/ui"
 
 // ServeOptions qualify ServeWith. The zero value (or nil) is usable.
 type ServeOptions struct {
@@ -169,6 +173,19 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 			return cfg.Wrap("server.transports."+name+".addr", err)
 		}
 	}
+	// The dashboard shares the HTTP listener of the halves mounted on it.
+	if len(mounts) > 0 && v.UIEnabled() {
+		if _, dup := mounts[uiPath]; dup {
+			shutdownAll(ctx)
+			return cfg.Wrap("server.ui", fmt.Errorf("%w: a transport is mounted at %s, the dashboard's path; set server.ui: false or move it", core.ErrInvalid, uiPath))
+		}
+		dash, err := ui.New(ctx, svc, store, &ui.Options{Logger: log})
+		if err != nil {
+			shutdownAll(ctx)
+			return err
+		}
+		mounts[uiPath] = dash
+	}
 	if len(mounts) > 0 {
 		if err := checkInsecure(v.HTTP, tlsCfg, v.AllowInsecure); err != nil {
 			shutdownAll(ctx)
@@ -270,6 +287,9 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 		} else {
 			log.Info("serving "+h.name+" at "+served[h.name], "transport", h.name, "path", served[h.name])
 		}
+	}
+	if _, ok := mounts[uiPath]; ok {
+		log.Info("serving the dashboard at "+uiPath+" (an administrator's token required)", "path", uiPath)
 	}
 	logPolicy(log, cfg, opts)
 	if httpLn != nil {

@@ -198,7 +198,15 @@ type ServerSection struct {
 	// AllowInsecure lets the server listen on a non-loopback address
 	// without TLS (bearer tokens then cross the network in clear text).
 	AllowInsecure bool `yaml:"allow_insecure"`
+	// UI serves the operator's dashboard at /ui on the HTTP listener (an
+	// administrator's token required); false turns it off. Absent: on
+	// (UIEnabled).
+	UI *bool `yaml:"ui"`
 }
+
+// UIEnabled reports whether the dashboard is served: server.ui is absent
+// or true.
+func (s ServerSection) UIEnabled() bool { return s.UI == nil || *s.UI }
 
 // ServeTransport places one wire form: Path on the shared HTTP listener
 // (rest, websocket, graphql) or Addr for one with its own listener (grpc);
