@@ -41,6 +41,10 @@ type Options struct {
 	ResyncInterval time.Duration
 	// Logger receives debug logs (default: discarded).
 	Logger *slog.Logger
+	// Tracer, when set, gets a span for each sync, push batch, pull page
+	// and resolution (SpanSync, SpanPush, SpanPull, SpanResolve); the
+	// transports carry it to the authority. Nil costs nothing.
+	Tracer Tracer
 	// Checkpoint, when set, is called at the engine's named crash points
 	// ("after_local_commit", "after_answer", "mid_page_apply"), for fault
 	// injection in tests.
@@ -121,9 +125,10 @@ type Engine struct {
 	tables map[string]Table
 	order  []string
 
-	events hub
-	wrote  chan struct{} // a local write committed (for PushOnWrite)
-	done   chan struct{} // closed by Close
+	events   hub
+	counters counters      // what Stats reports, counted from the events
+	wrote    chan struct{} // a local write committed (for PushOnWrite)
+	done     chan struct{} // closed by Close
 
 	mu        sync.Mutex
 	kindLocks map[string]*sync.Mutex
@@ -207,7 +212,10 @@ func (e *Engine) Table(kind string) (Table, error) {
 // buffer of the given size.
 func (e *Engine) Subscribe(buffer int) *Subscription { return e.events.subscribe(buffer) }
 
-func (e *Engine) emit(ev Event) { e.events.emit(ev) }
+func (e *Engine) emit(ev Event) {
+	e.counters.count(ev)
+	e.events.emit(ev)
+}
 
 func (e *Engine) now() time.Time { return Micro(e.opts.Clock.Now()) }
 

@@ -34,7 +34,8 @@ type (
 		At
 		Kind                   string
 		Upserts, Deletes, Kept int
-		Remaining              int64 // -1 when unknown
+		Remaining              int64     // -1 when unknown
+		Newest                 time.Time // the version (UpdatedAt) of the page's last record
 	}
 	// BatchPushed reports one Push call.
 	BatchPushed struct {

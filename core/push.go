@@ -216,7 +216,9 @@ func (e *Engine) transmit(ctx context.Context, ops []Op) *transmission {
 	t := &transmission{ops: ops, done: make(chan struct{})}
 	go func() {
 		defer close(t.done)
+		ctx, end := StartSpan(ctx, e.opts.Tracer, SpanPush, IntAttr(AttrOps, len(ops)), Attr{})
 		t.results, t.err = e.tr.Push(ctx, ops)
+		end(t.err)
 	}()
 	return t
 }

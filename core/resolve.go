@@ -34,6 +34,13 @@ func (e *Engine) conflictOf(op Op, server *Record, now time.Time) Conflict {
 // resolve asks each conflict's strategy, applies the resolutions and pushes
 // the ones that need a resolution push.
 func (e *Engine) resolve(ctx context.Context, pcs []pendingConflict, st *Stats) error {
+	ctx, end := StartSpan(ctx, e.opts.Tracer, SpanResolve, IntAttr(AttrConflicts, len(pcs)), Attr{})
+	err := e.resolveIn(ctx, pcs, st)
+	end(err)
+	return err
+}
+
+func (e *Engine) resolveIn(ctx context.Context, pcs []pendingConflict, st *Stats) error {
 	now := e.now()
 	cs := make([]Conflict, len(pcs))
 	for i, pc := range pcs {

@@ -65,6 +65,8 @@ func (e *Engine) Sync(ctx context.Context, opts ...SyncOption) (Stats, error) {
 	e.emit(SyncStarted{At: e.at(), PushKinds: cfg.push, PullKinds: cfg.pull})
 	var st Stats
 	var errs []error
+	ctx, end := StartSpan(ctx, e.opts.Tracer, SpanSync, Attr{}, Attr{})
+	defer func() { end(errors.Join(errs...)) }()
 	if len(cfg.push) > 0 {
 		if err := e.push(ctx, cfg.push, &st); err != nil {
 			errs = append(errs, err)
@@ -145,7 +147,9 @@ type pulled struct {
 func (e *Engine) fetchPage(ctx context.Context, req PullRequest) <-chan pulled {
 	ch := make(chan pulled, 1)
 	go func() {
+		ctx, end := StartSpan(ctx, e.opts.Tracer, SpanPull, StringAttr(AttrKind, req.Kind), Attr{})
 		p, err := e.tr.Pull(ctx, req)
+		end(err)
 		ch <- pulled{p, err}
 	}()
 	return ch
@@ -263,7 +267,8 @@ func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page P
 	}
 	st.Pulled += res.Upserts + res.Deletes
 	st.Kept += res.Kept
-	e.emit(PagePulled{At: e.at(), Kind: kind, Upserts: res.Upserts, Deletes: res.Deletes, Kept: res.Kept, Remaining: page.Remaining})
+	e.emit(PagePulled{At: e.at(), Kind: kind, Upserts: res.Upserts, Deletes: res.Deletes, Kept: res.Kept, Remaining: page.Remaining,
+		Newest: next.UpdatedAt})
 	return nil
 }
 
@@ -288,6 +293,8 @@ func (e *Engine) Resync(ctx context.Context, kinds []string, clearData bool) (St
 	e.emit(SyncStarted{At: e.at(), PushKinds: kinds, PullKinds: kinds})
 	var st Stats
 	var errs []error
+	ctx, end := StartSpan(ctx, e.opts.Tracer, SpanSync, StringAttr("offsync.resync", "true"), Attr{})
+	defer func() { end(errors.Join(errs...)) }()
 	if err := e.push(ctx, kinds, &st); err != nil {
 		errs = append(errs, err)
 	}

@@ -40,8 +40,11 @@ type subscriber struct {
 // its scope of a kind is filtered a notice names only the kind (no id, no
 // version), since the record written may be outside it.
 func (s *Service) Subscribe(ctx context.Context, kinds []string) (<-chan core.Notice, error) {
+	sctx, end := core.StartSpan(ctx, s.opts.Tracer, core.SpanServerSubscribe,
+		core.StringAttr(core.AttrTransport, TransportFrom(ctx)), core.Attr{})
 	ch, err := s.subscribe(ctx, kinds)
-	s.countCall(ctx, true, err)
+	end(err)
+	s.countCall(sctx, true, err)
 	return ch, err
 }
 

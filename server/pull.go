@@ -20,7 +20,10 @@ import (
 // the row limit or at Options.MaxPageBytes, whichever comes first.
 func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	start := time.Now()
+	ctx, end := core.StartSpan(ctx, s.opts.Tracer, core.SpanServerPull,
+		core.StringAttr(core.AttrKind, req.Kind), core.StringAttr(core.AttrTransport, TransportFrom(ctx)))
 	page, err := s.pull(ctx, req)
+	end(err)
 	s.countPull(ctx, req.Kind, &page, err, time.Since(start))
 	return page, err
 }
@@ -184,7 +187,10 @@ type changesCounter interface {
 // Get implements core.Getter: the record kind/id, a tombstone too; a missing
 // record and one outside the caller's scope are both core.ErrNotFound.
 func (s *Service) Get(ctx context.Context, kind, id string) (core.Record, error) {
+	ctx, end := core.StartSpan(ctx, s.opts.Tracer, core.SpanServerGet,
+		core.StringAttr(core.AttrKind, kind), core.StringAttr(core.AttrTransport, TransportFrom(ctx)))
 	rec, err := s.get(ctx, kind, id)
+	end(err)
 	s.countCall(ctx, false, err)
 	return rec, err
 }

@@ -76,7 +76,10 @@ func (e retryErr) Unwrap() error { return e.err }
 // empty OpID has no idempotency key: its answer is not kept.
 func (s *Service) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, error) {
 	start := time.Now()
+	ctx, end := core.StartSpan(ctx, s.opts.Tracer, core.SpanServerPush,
+		core.IntAttr(core.AttrOps, len(ops)), core.StringAttr(core.AttrTransport, TransportFrom(ctx)))
 	res, err := s.push(ctx, ops)
+	end(err)
 	s.countPush(ctx, ops, res, err, time.Since(start))
 	return res, err
 }

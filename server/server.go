@@ -98,6 +98,11 @@ type Options struct {
 	TombstoneBatch int
 	// Logger receives store failures; discarded when nil.
 	Logger *slog.Logger
+	// Tracer, when set, gets a span for each call the Service answers
+	// (core.SpanServerPush, SpanServerPull, SpanServerGet,
+	// SpanServerSubscribe), a child of the caller's span when the server
+	// half carried its trace context (package tracing). Nil costs nothing.
+	Tracer core.Tracer
 	// Hooks are for fault injection and tests; nil in production.
 	Hooks *Hooks
 }

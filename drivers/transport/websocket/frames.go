@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
 )
 
 // Subprotocol is the WebSocket subprotocol of offsync's frames.
@@ -171,7 +173,11 @@ func errorFrame(id int64, err error) serverFrame {
 	if status == 500 {
 		msg = "internal error"
 	}
-	return serverFrame{T: tError, ID: id, Status: status, Error: code, Message: msg}
+	f := serverFrame{T: tError, ID: id, Status: status, Error: code, Message: msg}
+	if status == http.StatusTooManyRequests {
+		f.RetryAfter = max(server.RetryAfter(err).Seconds(), 0.001)
+	}
+	return f
 }
 
 // Records travel in REST's flat form: id, updated_at, deleted_at,

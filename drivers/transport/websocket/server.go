@@ -157,7 +157,8 @@ type socket struct {
 	closed   bool
 	authed   bool
 	token    string
-	authCtx  context.Context // ctx with the principal of token
+	authCtx  context.Context    // ctx with the principal of token
+	expiry   context.CancelFunc // disarms the close at the token's expiry
 	lastID   int64
 	inflight int
 	subs     map[int64]context.CancelFunc
@@ -357,9 +358,21 @@ func (so *socket) authenticate(tok string) error {
 	if err != nil {
 		return err
 	}
+	// The socket closes with 4001 when this token expires, unless another
+	// auth frame replaced it first (server.StreamContext).
+	ectx, disarm := server.StreamContext(ctx)
+	context.AfterFunc(ectx, func() {
+		if server.Expired(ectx) {
+			so.closeWith(CloseUnauthorized, "the token expired")
+		}
+	})
 	so.mu.Lock()
-	so.authed, so.token, so.authCtx = true, tok, ctx
+	prev := so.expiry
+	so.authed, so.token, so.authCtx, so.expiry = true, tok, ctx, disarm
 	so.mu.Unlock()
+	if prev != nil {
+		prev()
+	}
 	return nil
 }
 
