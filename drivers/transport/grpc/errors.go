@@ -16,6 +16,7 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
 )
 
 // errorDomain is the domain of the google.rpc.ErrorInfo every error carries.
@@ -115,7 +116,11 @@ func statusWith(httpStatus int, reason string, err error) error {
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain,
 		Metadata: map[string]string{"status": strconv.Itoa(httpStatus)}}}
 	if httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable {
-		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)})
+		delay := retryDelay
+		if d := server.RetryAfter(err); d > 0 {
+			delay = d // a rate limit says when
+		}
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
 	}
 	if ds, derr := st.WithDetails(details...); derr == nil {
 		st = ds

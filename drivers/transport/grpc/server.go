@@ -224,7 +224,15 @@ func (s *Server) streamAuth(srv any, ss grpcgo.ServerStream, info *grpcgo.Stream
 			return err
 		}
 	}
-	return handler(srv, &authStream{ServerStream: ss, ctx: ctx, codec: s.codec})
+	// A stream ends Unauthenticated when the caller's token expires
+	// (server.StreamContext); the client asks for a new token.
+	sctx, cancel := server.StreamContext(ctx)
+	defer cancel()
+	err := handler(srv, &authStream{ServerStream: ss, ctx: sctx, codec: s.codec})
+	if server.Expired(sctx) {
+		return statusErr(server.ErrTokenExpired)
+	}
+	return err
 }
 
 // fail logs an error worth logging and returns its status.
