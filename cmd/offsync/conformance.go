@@ -13,6 +13,7 @@ import (
 
 	"github.com/offsync/offsync/conformance/contract"
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/tlsca"
 	"github.com/spf13/cobra"
 )
 
@@ -22,6 +23,7 @@ type conformanceFlags struct {
 	url         string
 	token       string
 	token2      string
+	ca          string
 	kind        string
 	unknownKind string
 	timeout     time.Duration
@@ -38,7 +40,7 @@ var testRecordID = regexp.MustCompile(`^[ct][0-9a-f]{8}-`)
 // runs' test records (real data) without --allow-existing, stops the
 // command with one line; otherwise it says which records the checks write.
 func checkConformanceKind(ctx context.Context, f conformanceFlags, out io.Writer) error {
-	tr, err := core.OpenTransport(ctx, f.transport, f.url, map[string]any{"token": f.token})
+	tr, err := core.OpenTransport(ctx, f.transport, f.url, f.options(f.token))
 	if err != nil {
 		return usageErrorf("--transport %s --url %s: %v", f.transport, f.url, err)
 	}
@@ -63,6 +65,16 @@ func checkConformanceKind(ctx context.Context, f conformanceFlags, out io.Writer
 	}
 	_, err = fmt.Fprintf(out, "writing test records to kind %q at %s: ids of the form <c|t><8 hex>-<check>-<n>, some deleted (kept as tombstones)\n", f.kind, f.url)
 	return err
+}
+
+// options are the client opener options of the checks: the token and,
+// with --ca, the CA file to trust.
+func (f conformanceFlags) options(token string) map[string]any {
+	opts := map[string]any{"token": token}
+	if f.ca != "" {
+		opts["ca_file"] = f.ca
+	}
+	return opts
 }
 
 func newConformanceCmd() *cobra.Command {
@@ -96,12 +108,17 @@ kind that is served, e.g. offsync serve --kind conformance), and a kind that
 holds records other than earlier runs' test records is refused unless
 --allow-existing says to write among them. Then it prints one line per
 check (PASS, FAIL or SKIP, the check's name, a detail) and exits 1 when a
-check fails.`,
+check fails.
+
+An https, wss or grpcs server whose certificate is not signed by a root the
+system trusts (a private CA, a self-signed certificate) is reached with
+--ca FILE, a PEM file of the certificates to trust.`,
 		Example: `  offsync conformance --transport rest --url http://localhost:8080
   offsync conformance --transport rest --url https://api.example.com/sync --token T1 --token2 T2
   offsync conformance --transport websocket --url ws://localhost:8080/ws --token T1
   offsync conformance --transport grpc --url grpc://localhost:8081 --token T1
-  offsync conformance --transport graphql --url http://localhost:8080/graphql --token T1`,
+  offsync conformance --transport graphql --url http://localhost:8080/graphql --token T1
+  offsync conformance --transport grpc --url grpcs://sync.internal:8081 --ca ca.pem --token T1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if known := core.TransportDrivers(); !slices.Contains(known, f.transport) {
@@ -109,6 +126,16 @@ check fails.`,
 			}
 			if f.url == "" {
 				return usageErrorf("--url is required")
+			}
+			hc := &http.Client{Timeout: f.timeout}
+			if f.ca != "" {
+				tlsCfg, err := tlsca.Config(f.ca)
+				if err != nil {
+					return usageErrorf("--ca %s: %v", f.ca, err)
+				}
+				tr := http.DefaultTransport.(*http.Transport).Clone()
+				tr.TLSClientConfig = tlsCfg
+				hc.Transport = tr
 			}
 			out := cmd.OutOrStdout()
 			if err := checkConformanceKind(cmd.Context(), f, out); err != nil {
@@ -118,7 +145,7 @@ check fails.`,
 			if f.transport == "rest" {
 				r, err := contract.Run(cmd.Context(), contract.Config{
 					URL: f.url, Token: f.token, Token2: f.token2, Kind: f.kind, UnknownKind: f.unknownKind,
-					HTTPClient: &http.Client{Timeout: f.timeout},
+					HTTPClient: hc,
 				}, func(r contract.Result) { fmt.Fprintln(out, r) })
 				if errors.Is(err, core.ErrInvalid) {
 					return usageError{err}
@@ -130,7 +157,7 @@ check fails.`,
 			}
 			r, err := contract.RunClient(cmd.Context(), contract.ClientConfig{
 				Open: func(ctx context.Context, token string) (core.Transport, error) {
-					return core.OpenTransport(ctx, f.transport, f.url, map[string]any{"token": token})
+					return core.OpenTransport(ctx, f.transport, f.url, f.options(token))
 				},
 				Token: f.token, Token2: f.token2, Kind: f.kind, UnknownKind: f.unknownKind,
 			}, func(r contract.Result) {
@@ -155,6 +182,7 @@ check fails.`,
 	fl.StringVar(&f.transport, "transport", "rest", "wire form to check: a registered client transport ("+strings.Join(core.TransportDrivers(), ", ")+")")
 	fl.StringVar(&f.url, "url", "", "the server's URL for that transport (required): http(s)://host[/prefix] for rest")
 	fl.StringVar(&f.token, "token", "", "bearer token of the checks")
+	fl.StringVar(&f.ca, "ca", "", "PEM file of the certificates to trust for an https, wss or grpcs --url (a private CA, a self-signed server)")
 	fl.StringVar(&f.token2, "token2", "", "a second principal's token, for scope invisibility (skipped without it)")
 	fl.StringVar(&f.kind, "kind", "conformance", "kind the checks write test records to (a kind of its own: one that holds records is refused without --allow-existing)")
 	fl.BoolVar(&f.allowExisting, "allow-existing", false, "write the test records even when --kind already holds records")
