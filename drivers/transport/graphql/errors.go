@@ -7,6 +7,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/server"
 )
 
 // The extensions.code values of the GraphQL form. Each error also carries
@@ -87,8 +88,11 @@ func errorOf(err error) *gqlerror.Error {
 		msg = "internal error"
 	}
 	e := newError(status, reason, msg)
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		e.Extensions["retryAfterMs"] = 1000
+	case http.StatusTooManyRequests:
+		e.Extensions["retryAfterMs"] = max(server.RetryAfter(err).Milliseconds(), 1)
 	}
 	return e
 }

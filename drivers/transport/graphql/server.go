@@ -253,6 +253,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.token, st.tokErr = server.ParseBearer(r.Header.Values("Authorization"))
 	ctx := context.WithValue(r.Context(), authKey{}, st)
 	if upgrade {
+		ctx = context.WithValue(ctx, socketKey{}, &socketState{})
 		// A hijacked socket outlives r's context: Shutdown ends it.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -374,7 +375,8 @@ func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) 
 		st = fresh
 		ctx = context.WithValue(ctx, authKey{}, st)
 	}
-	if _, err := s.authed(ctx); err != nil {
+	actx, err := s.authed(ctx)
+	if err != nil {
 		status, _ := wire.ErrorStatus(err)
 		code := 4403
 		if status == http.StatusServiceUnavailable {
@@ -387,8 +389,34 @@ func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) 
 		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason)
 		return ctx, nil, err
 	}
+	// The socket closes with 4403 when the token expires
+	// (server.StreamContext; serverConn.WriteClose picks the code).
+	sctx, cancel := server.StreamContext(actx)
+	context.AfterFunc(sctx, cancel)
+	if ss, ok := ctx.Value(socketKey{}).(*socketState); ok {
+		ss.stream.Store(&sctx)
+	}
 	ack := transport.InitPayload{"protocol": 1, "heartbeatMs": s.lim.Heartbeat.Milliseconds()}
-	return ctx, &ack, nil
+	return sctx, &ack, nil
+}
+
+// socketKey carries a subscription socket's *socketState from the upgrade
+// request to its connection.
+type socketKey struct{}
+
+// socketState is what the socket's connection learns at connection_init:
+// the stream context that ends at the token's expiry.
+type socketState struct {
+	stream atomic.Pointer[context.Context]
+}
+
+// expired reports whether the socket's token expired.
+func (ss *socketState) expired() bool {
+	if ss == nil {
+		return false
+	}
+	p := ss.stream.Load()
+	return p != nil && server.Expired(*p)
 }
 
 // resolver is the root of the hand-written resolvers: thin calls into the

@@ -39,12 +39,14 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, o trans
 	if err != nil {
 		return nil, err
 	}
-	return &serverConn{WebsocketConn: inner, s: i.s}, nil
+	ss, _ := r.Context().Value(socketKey{}).(*socketState)
+	return &serverConn{WebsocketConn: inner, s: i.s, state: ss}, nil
 }
 
 type serverConn struct {
 	transport.WebsocketConn
 	s       *Server
+	state   *socketState
 	started atomic.Bool
 }
 
@@ -73,8 +75,11 @@ func (c *serverConn) NextReader() (int, io.Reader, error) {
 }
 
 func (c *serverConn) WriteClose(code int, msg string) error {
-	if c.s.closing.Load() {
+	switch {
+	case c.s.closing.Load():
 		code, msg = closeGoingAway, "going away"
+	case c.state.expired():
+		code, msg = closeForbidden, "UNAUTHENTICATED: the token expired"
 	}
 	return c.WebsocketConn.WriteClose(code, msg)
 }
