@@ -268,16 +268,27 @@ func readEvents(t *testing.T, body io.Reader) <-chan event {
 // deadline bounds it.
 func next(t *testing.T, ch <-chan event, name string, v any) {
 	t.Helper()
-	for e := range ch {
-		if e.name != name {
-			continue
+	// A bound that fails a stuck stream instead of hanging the run; no
+	// figure depends on it.
+	stuck := time.NewTimer(time.Minute)
+	defer stuck.Stop()
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatalf("the stream ended before a %s event", name)
+			}
+			if e.name != name {
+				continue
+			}
+			if err := json.Unmarshal([]byte(e.data), v); err != nil {
+				t.Fatalf("%s event %q: %v", name, e.data, err)
+			}
+			return
+		case <-stuck.C:
+			t.Fatalf("no %s event within a minute", name)
 		}
-		if err := json.Unmarshal([]byte(e.data), v); err != nil {
-			t.Fatalf("%s event %q: %v", name, e.data, err)
-		}
-		return
 	}
-	t.Fatalf("the stream ended before a %s event", name)
 }
 
 // The live stream sends a snapshot at once, then each change of the feed
