@@ -1,18 +1,12 @@
 package websocket_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +14,7 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/sqlite"
 	"github.com/offsync/offsync/drivers/transport/websocket"
+	"github.com/offsync/offsync/internal/loadtest"
 	"github.com/offsync/offsync/server"
 )
 
@@ -32,17 +27,10 @@ import (
 //	OFFSYNC_WS_HOLD_SOCKETS=1000 OFFSYNC_WS_HOLD_SECONDS=30 go test -run TestHoldSockets -v -timeout 10m ./drivers/transport/websocket
 const holdChildEnv = "OFFSYNC_WS_HOLD_CHILD"
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 // TestHoldServerProcess is the server of TestHoldSockets when the test
 // binary is re-run as its child; otherwise it returns at once.
 func TestHoldServerProcess(t *testing.T) {
-	if os.Getenv(holdChildEnv) == "" {
+	if !loadtest.InChild(holdChildEnv) {
 		return
 	}
 	ctx := context.Background()
@@ -62,75 +50,23 @@ func TestHoldServerProcess(t *testing.T) {
 	}
 	mux, _ := server.NewHTTPMux(map[string]http.Handler{"/ws": half.(server.HTTPTransport)})
 	srv := httptest.NewServer(mux)
-	fmt.Printf("ADDR %s\n", srv.Listener.Addr())
-	// Serve until the parent closes stdin.
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	loadtest.Announce(srv.Listener.Addr().String())
+	loadtest.AwaitParent()
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_ = half.Shutdown(sctx)
 	srv.Close()
 }
 
-func rssKB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return n
-		}
-	}
-	return -1
-}
-
 func TestHoldSockets(t *testing.T) {
-	if os.Getenv(holdChildEnv) != "" {
+	if loadtest.InChild(holdChildEnv) {
 		return
 	}
-	sockets := envInt("OFFSYNC_WS_HOLD_SOCKETS", 50)
-	hold := time.Duration(envInt("OFFSYNC_WS_HOLD_SECONDS", 1)) * time.Second
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestHoldServerProcess$")
-	cmd.Env = append(os.Environ(), holdChildEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("the server process printed no address")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	url := "ws://" + addr + "/ws"
-	pid := cmd.Process.Pid
-	base := rssKB(pid)
+	sockets := loadtest.EnvInt("OFFSYNC_WS_HOLD_SOCKETS", 50)
+	hold := time.Duration(loadtest.EnvInt("OFFSYNC_WS_HOLD_SECONDS", 1)) * time.Second
+	child := loadtest.StartChild(t, "TestHoldServerProcess", holdChildEnv)
+	url := "ws://" + child.Payload + "/ws"
+	base := child.RSSKB()
 
 	ctx := t.Context()
 	type held struct {
@@ -168,7 +104,7 @@ func TestHoldSockets(t *testing.T) {
 		t.Fatalf("%d of %d sockets failed to subscribe; first: %v", len(errs), sockets, errs[0])
 	}
 	time.Sleep(hold) // held open: heartbeats flow, nothing else
-	loaded := rssKB(pid)
+	loaded := child.RSSKB()
 
 	writer := websocket.NewClient(url, nil)
 	defer writer.Close()
@@ -205,9 +141,8 @@ func TestHoldSockets(t *testing.T) {
 	for i, at := range arrivedAt {
 		arrivals[i] = at.Sub(start)
 	}
-	slices.Sort(arrivals)
-	p := func(q float64) time.Duration { return arrivals[min(len(arrivals)-1, int(q*float64(len(arrivals))))] }
+	p := loadtest.Summarize(arrivals)
 	perSocket := float64(loaded-base) / float64(sockets)
 	t.Logf("%d sockets held %v: server RSS %d kB idle, %d kB loaded, %.1f kB per socket; notice latency of one write seen by all: p50 %v, p99 %v, max %v",
-		sockets, hold, base, loaded, perSocket, p(0.50), p(0.99), arrivals[len(arrivals)-1])
+		sockets, hold, base, loaded, perSocket, p.P50, p.P99, p.Max)
 }

@@ -1,0 +1,150 @@
+package loadtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readyPrefix starts the line a child announces itself with.
+const readyPrefix = "LOADTEST-READY "
+
+// InChild reports whether this process is the child started with env set.
+func InChild(env string) bool { return os.Getenv(env) != "" }
+
+// Announce tells the parent the child is ready, with a one-line payload
+// (an address, or JSON).
+func Announce(payload string) {
+	fmt.Printf("%s%s\n", readyPrefix, strings.ReplaceAll(payload, "\n", " "))
+}
+
+// AwaitParent blocks until the parent closes the child's standard input
+// (or ends).
+func AwaitParent() { _, _ = io.Copy(io.Discard, os.Stdin) }
+
+// Child is a running child process.
+type Child struct {
+	// Pid is the child's process id (for RSSKB).
+	Pid int
+	// Payload is what the child announced.
+	Payload string
+
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+}
+
+// StartChild runs this test binary again as a child running only the test
+// function test, with env=1 set, and waits for its announcement. The child
+// ends when t's cleanup closes its standard input; its standard error is
+// this process's.
+func StartChild(t testing.TB, test, env string) *Child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+test+"$", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	t.Cleanup(c.stop)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), readyPrefix); ok {
+			c.Payload = p
+			break
+		}
+	}
+	if c.Payload == "" {
+		t.Fatalf("the child %s announced nothing", test)
+	}
+	go func() {
+		for sc.Scan() {
+		}
+		close(c.done)
+	}()
+	return c
+}
+
+// stop closes the child's standard input and waits for it; a child that
+// has not ended after a minute is killed.
+func (c *Child) stop() {
+	_ = c.stdin.Close()
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		_ = c.cmd.Process.Kill()
+	}
+	_ = c.cmd.Wait()
+}
+
+// RSSKB is the child's resident set size in kB (-1 when unknown).
+func (c *Child) RSSKB() int64 { return RSSKB(c.Pid) }
+
+// RSSKB is the resident set size of process pid in kB, from
+// /proc/PID/status (-1 where there is no /proc).
+func RSSKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// EnvInt is the positive integer in the environment variable name, or def.
+func EnvInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// Percentiles sums up latencies.
+type Percentiles struct {
+	N                   int
+	P50, P99, P999, Max time.Duration
+}
+
+// Summarize sorts ds in place and returns its percentiles (zero when empty).
+func Summarize(ds []time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return Percentiles{N: len(ds), P50: at(0.50), P99: at(0.99), P999: at(0.999), Max: ds[len(ds)-1]}
+}
+
+func (p Percentiles) String() string {
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	return fmt.Sprintf("n %d, p50 %v, p99 %v, p99.9 %v, max %v", p.N, r(p.P50), r(p.P99), r(p.P999), r(p.Max))
+}
