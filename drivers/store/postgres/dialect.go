@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
 
@@ -30,15 +32,47 @@ func (dialect) JSONField(column, field string) schema.QueryWithArgs {
 	return schema.SafeQuery("(?->>?)", []any{bun.Ident(column), field})
 }
 
-// LockVersion takes the kind's row lock in one round trip: an upsert that
-// does nothing visible locks the row (waiting for a concurrent holder to
-// end) and returns the last version as committed by it.
+// LockVersion takes the kind's row lock with SELECT ... FOR UPDATE (waiting
+// for a concurrent holder to end) and returns the last version as committed
+// by it. Register creates every kind's row in advance (CreateVersionRows),
+// so the lock never falls on a missing row — which FOR UPDATE would not lock
+// (a phantom), letting two writers through. A row missing all the same (a
+// database written by an older offsync) is created by an upsert, which
+// locks what it inserts.
 func (dialect) LockVersion(ctx context.Context, db bun.IDB, kind string) (int64, error) {
 	var last int64
-	err := db.NewRaw(`INSERT INTO offsync_versions AS v (kind, last) VALUES (?, 0)
-		ON CONFLICT (kind) DO UPDATE SET last = v.last RETURNING v.last`, kind).Scan(ctx, &last)
+	err := db.NewRaw(`SELECT last FROM offsync_versions WHERE kind = ? FOR UPDATE`, kind).Scan(ctx, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = db.NewRaw(`INSERT INTO offsync_versions AS v (kind, last) VALUES (?, 0)
+			ON CONFLICT (kind) DO UPDATE SET last = v.last RETURNING v.last`, kind).Scan(ctx, &last)
+	}
 	return last, err
 }
+
+// Retryable implements bunstore.Retrier: a serialization failure (SQLSTATE
+// 40001) or a deadlock victim (40P01), after which Postgres has aborted the
+// transaction and nothing of it commits.
+func (dialect) Retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Code == "40001" || pe.Code == "40P01"
+}
+
+// Escalate implements bunstore.Escalator: LOCK TABLE takes no snapshot, so
+// the rerun's snapshot is taken after every writer that held a kind's lock
+// has ended, and no writer locks a kind until the rerun ends. EXCLUSIVE
+// lets plain reads of offsync_versions (a poller) through.
+func (dialect) Escalate(ctx context.Context, db bun.IDB) error {
+	_, err := db.ExecContext(ctx, "LOCK TABLE offsync_versions IN EXCLUSIVE MODE")
+	return err
+}
+
+var (
+	_ bunstore.Retrier   = dialect{}
+	_ bunstore.Escalator = dialect{}
+)
 
 // schemaLockKey is the advisory lock serializing Register between instances.
 const schemaLockKey = 0x6f666673796e63 // "offsync"

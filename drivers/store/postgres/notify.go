@@ -61,10 +61,15 @@ func decodeNotice(s string) (core.Notice, error) {
 // Announce implements core.Notifier: it sends n to every Listen on the
 // database, from inside the write transaction carried by ctx, so that it is
 // delivered only if that transaction commits. Without a transaction in ctx
-// it runs in one of its own.
+// it runs in one of its own. When the store polls (Options.Notify) it sends
+// nothing: the kind's version, which every write moves at commit, is what
+// the pollers watch.
 func (s *Store) Announce(ctx context.Context, n core.Notice) error {
 	if n.Kind == "" {
 		return fmt.Errorf("%w: postgres: announce without a kind", core.ErrInvalid)
+	}
+	if s.polling.Load() {
+		return nil
 	}
 	msg, err := encodeNotice(n)
 	if err != nil {
@@ -78,7 +83,9 @@ func (s *Store) Announce(ctx context.Context, n core.Notice) error {
 // until ctx is done or the store is closed, then closes the channel. After
 // losing the connection it reconnects (backing off while it fails) and sends
 // a Notice with Gap set, since notices may have been missed. The listener is
-// in force when Listen returns.
+// in force when Listen returns. When the store polls (Options.Notify), it
+// reads every kind's version each PollInterval instead and sends a Notice
+// (the kind and its last version, no id) for each kind that moved.
 func (s *Store) Listen(ctx context.Context) (<-chan core.Notice, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -98,6 +105,20 @@ func (s *Store) Listen(ctx context.Context) (<-chan core.Notice, error) {
 		s.wg.Done()
 	}
 
+	if s.polling.Load() {
+		seen, err := s.readVersions(ctx)
+		if err != nil {
+			done()
+			return nil, fmt.Errorf("offsync: postgres: listen (poll): %w: %v", core.ErrUnavailable, err)
+		}
+		ch := make(chan core.Notice, 64)
+		go func() {
+			defer done()
+			defer close(ch)
+			s.pollLoop(ctx, seen, ch)
+		}()
+		return ch, nil
+	}
 	conn, err := s.listenConn(ctx)
 	if err != nil {
 		done()

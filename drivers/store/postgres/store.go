@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,31 @@ type Options struct {
 	// Logger receives the store's log lines, such as a column Register
 	// added to a synced table (nil: slog.Default()).
 	Logger *slog.Logger
+	// Notify is how Listen learns of the writes of every instance:
+	// NotifyListen (LISTEN/NOTIFY), NotifyPoll (reading offsync_versions
+	// every PollInterval; for a database without LISTEN/NOTIFY, such as
+	// CockroachDB) or NotifyAuto (the default: LISTEN/NOTIFY, and polling
+	// when the database refuses LISTEN as unsupported).
+	Notify string
+	// PollInterval is the period of NotifyPoll (0 = DefaultPollInterval).
+	PollInterval time.Duration
+	// RetryAttempts bounds the runs of a write transaction that meets a
+	// serialization failure (SQLSTATE 40001) or is a deadlock's victim
+	// (40P01): it is rolled back and run again, after a capped, jittered
+	// backoff, at most this many times in all (0 = 12; 1 = never run again:
+	// the failure is returned). Other failures are never retried.
+	RetryAttempts int
 }
+
+// Notify modes of Options.Notify.
+const (
+	NotifyAuto   = "auto"
+	NotifyListen = "listen"
+	NotifyPoll   = "poll"
+)
+
+// DefaultPollInterval is NotifyPoll's period when Options sets none.
+const DefaultPollInterval = 500 * time.Millisecond
 
 // Store is the PostgreSQL core.Store: a bunstore.Store that is also a
 // core.Notifier.
@@ -40,6 +65,10 @@ type Store struct {
 	*bunstore.Store
 	cfg     *pgx.ConnConfig
 	channel string
+	mode    string        // NotifyAuto, NotifyListen or NotifyPoll
+	poll    time.Duration // NotifyPoll's period
+	polling atomic.Bool   // NotifyPoll, or NotifyAuto found LISTEN unsupported
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	closed  bool
@@ -66,6 +95,21 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	if channel == "" {
 		channel = DefaultChannel
 	}
+	mode := opts.Notify
+	switch mode {
+	case "":
+		mode = NotifyAuto
+	case NotifyAuto, NotifyListen, NotifyPoll:
+	default:
+		return nil, fmt.Errorf("%w: postgres: notify %q (want %q, %q or %q)", core.ErrInvalid, mode, NotifyListen, NotifyPoll, NotifyAuto)
+	}
+	if opts.PollInterval < 0 || opts.RetryAttempts < 0 {
+		return nil, fmt.Errorf("%w: postgres: negative poll_interval or retry_attempts", core.ErrInvalid)
+	}
+	poll := opts.PollInterval
+	if poll == 0 {
+		poll = DefaultPollInterval
+	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%w: postgres: bad DSN: %v", core.ErrInvalid, err)
@@ -86,12 +130,24 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("offsync: postgres: connect: %w: %v", core.ErrUnavailable, err)
 	}
-	bs, err := bunstore.New(bunstore.Config{DB: db, Dialect: dialect{}, Logger: opts.Logger})
+	bs, err := bunstore.New(bunstore.Config{DB: db, Dialect: dialect{}, Logger: opts.Logger,
+		Retry: bunstore.RetryPolicy{Attempts: opts.RetryAttempts}})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Store{Store: bs, cfg: cfg, channel: channel, cancels: map[*int]context.CancelFunc{}}, nil
+	st := &Store{Store: bs, cfg: cfg, channel: channel, mode: mode, poll: poll, log: opts.Logger,
+		cancels: map[*int]context.CancelFunc{}}
+	switch mode {
+	case NotifyPoll:
+		st.polling.Store(true)
+	case NotifyAuto:
+		if err := st.probeListen(ctx); err != nil {
+			bs.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // Close stops the store's Listen loops (closing their channels) and closes
@@ -122,7 +178,8 @@ func init() {
 }
 
 // optionsFrom reads the options of a config file: max_open_conns,
-// max_idle_conns, channel. An unknown key is an error.
+// max_idle_conns, channel, notify, poll_interval (a duration string),
+// retry_attempts. An unknown key is an error.
 func optionsFrom(m map[string]any) (*Options, error) {
 	o := &Options{}
 	for k, v := range m {
@@ -138,6 +195,24 @@ func optionsFrom(m map[string]any) (*Options, error) {
 				err = fmt.Errorf("%w: postgres: option %q must be a string", core.ErrInvalid, k)
 			}
 			o.Channel = s
+		case "notify":
+			s, ok := v.(string)
+			if !ok {
+				err = fmt.Errorf("%w: postgres: option %q must be a string", core.ErrInvalid, k)
+			}
+			o.Notify = s
+		case "poll_interval":
+			s, ok := v.(string)
+			if !ok {
+				err = fmt.Errorf("%w: postgres: option %q must be a duration such as \"500ms\"", core.ErrInvalid, k)
+				break
+			}
+			o.PollInterval, err = time.ParseDuration(s)
+			if err != nil {
+				err = fmt.Errorf("%w: postgres: option %q: %v", core.ErrInvalid, k, err)
+			}
+		case "retry_attempts":
+			o.RetryAttempts, err = intOption(k, v)
 		default:
 			err = fmt.Errorf("%w: postgres: unknown option %q", core.ErrInvalid, k)
 		}

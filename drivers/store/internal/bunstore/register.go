@@ -104,7 +104,7 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 	}
 
 	var notes []note
-	err := s.run(ctx, s.db, s.d.WriteTxOptions(), false, func(ctx context.Context, ctx2 core.Tx) error {
+	err := s.update(ctx, func(ctx context.Context, ctx2 core.Tx) error {
 		notes = notes[:0]
 		tx := ctx2.(*Tx).tx
 		if err := s.d.LockSchema(ctx, tx); err != nil {
@@ -114,6 +114,9 @@ func (s *Store) Register(ctx context.Context, tables ...core.Table) error {
 			if err := migrate(ctx, tx, s.d); err != nil {
 				return err
 			}
+		}
+		if err := createVersionRows(ctx, tx, infos); err != nil {
+			return err
 		}
 		for _, info := range infos {
 			if !info.typed {

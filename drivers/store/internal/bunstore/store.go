@@ -27,6 +27,9 @@ type Config struct {
 	// Logger receives the store's log lines (a column Register added to a
 	// synced table, one it kept); nil means slog.Default().
 	Logger *slog.Logger
+	// Retry bounds the reruns of a write transaction after a serialization
+	// failure, where the Dialect is a Retrier (zero: DefaultRetry).
+	Retry RetryPolicy
 }
 
 // Store is a core.Store over bun.
@@ -46,6 +49,12 @@ type Store struct {
 
 	stmts stmtCache // SQLite's prepared statements
 	sys   *sysSQL   // the system tables' batch statements
+
+	retrier Retrier      // the dialect, when it reports retryable failures
+	policy  RetryPolicy  // reruns after a serialization failure (retry.go)
+	retries atomic.Int64 // reruns so far
+
+	escalations atomic.Int64 // reruns that began with the dialect's Escalate
 }
 
 var _ core.Store = (*Store)(nil)
@@ -59,8 +68,17 @@ func New(cfg Config) (*Store, error) {
 	if read == nil {
 		read = cfg.DB
 	}
-	return &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, log: cfg.Logger, kinds: map[string]*kindInfo{},
-		sys: newSysSQL(cfg.Dialect.Name() == "postgres")}, nil
+	policy, err := cfg.Retry.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: cfg.DB, read: read, d: cfg.Dialect, onClose: cfg.OnClose, log: cfg.Logger, kinds: map[string]*kindInfo{},
+		sys: newSysSQL(cfg.Dialect.Name() == "postgres"), policy: policy}
+	if r, ok := cfg.Dialect.(Retrier); ok {
+		s.retrier = r
+		cfg.DB.AddQueryHook(conflictHook{s})
+	}
+	return s, nil
 }
 
 // DB returns the write database.
@@ -100,6 +118,8 @@ type Tx struct {
 	depth    int              // savepoints open
 	locked   map[string]int   // kinds locked, by the savepoint depth they were locked at
 	vlast    map[string]int64 // last version stamped per locked kind, written at commit
+	attempt  int              // runs of the write transaction so far, this one included
+	retry    retryState       // what decides a rerun (retry.go)
 }
 
 var (
@@ -136,6 +156,11 @@ func (s *Store) txFrom(ctx context.Context) *Tx {
 // transaction of this store (the ctx given to an enclosing Update's fn), it
 // joins that transaction inside a savepoint: an error undoes only fn's
 // writes and is returned to the caller.
+//
+// Where the Dialect is a Retrier, a transaction that fails with a
+// serialization failure is rolled back and fn runs again (see update in
+// retry.go): fn must keep effects outside the database until Update
+// returns, or call Tx.NoRetry.
 func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx core.Tx) error) error {
 	if t := s.txFrom(ctx); t != nil {
 		if t.readOnly {
@@ -143,7 +168,7 @@ func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx core
 		}
 		return t.Savepoint(ctx, func(ctx context.Context) error { return fn(ctx, t) })
 	}
-	return s.run(ctx, s.db, s.d.WriteTxOptions(), false, fn)
+	return s.update(ctx, fn)
 }
 
 // View runs fn in a read transaction; inside an Update or View (by ctx) it
@@ -152,42 +177,58 @@ func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx core.T
 	if t := s.txFrom(ctx); t != nil {
 		return fn(ctx, t)
 	}
-	return s.run(ctx, s.read, s.d.ReadTxOptions(), true, fn)
+	_, err := s.run(ctx, s.read, s.d.ReadTxOptions(), true, 0, fn)
+	return err
 }
 
-func (s *Store) run(ctx context.Context, db *bun.DB, opts *sql.TxOptions, readOnly bool, fn func(ctx context.Context, tx core.Tx) error) (err error) {
+// run runs fn in one transaction, the attempt-th run of a write
+// transaction (0 for a read). It returns the transaction (nil when none
+// began), so that update can tell whether to run it again.
+func (s *Store) run(ctx context.Context, db *bun.DB, opts *sql.TxOptions, readOnly bool, attempt int, fn func(ctx context.Context, tx core.Tx) error) (_ *Tx, err error) {
 	if s.closed.Load() {
-		return core.ErrClosed
+		return nil, core.ErrClosed
 	}
 	btx, err := db.BeginTx(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("offsync: %s: begin: %w", s.d.Name(), err)
+		return nil, fmt.Errorf("offsync: %s: begin: %w", s.d.Name(), err)
 	}
-	t := &Tx{s: s, tx: btx, readOnly: readOnly}
+	t := &Tx{s: s, tx: btx, readOnly: readOnly, attempt: attempt}
 	done := false
 	defer func() {
 		if !done {
 			_ = btx.Rollback()
 		}
 	}()
-	if err := fn(context.WithValue(ctx, txKey{s}, t), t); err != nil {
+	tctx := context.WithValue(ctx, txKey{s}, t)
+	if !readOnly {
+		if err := s.escalate(tctx, btx, attempt); err != nil {
+			done = true
+			_ = btx.Rollback()
+			return t, err
+		}
+	}
+	if err := fn(tctx, t); err != nil {
 		done = true
 		_ = btx.Rollback()
-		return err
+		return t, err
 	}
 	done = true
 	if readOnly {
 		_ = btx.Rollback()
-		return nil
+		return t, nil
 	}
-	if err := t.flushVersions(ctx); err != nil {
+	if t.retry.conflict.Load() {
 		_ = btx.Rollback()
-		return err
+		return t, fmt.Errorf("offsync: %s: %w", s.d.Name(), errConflictSeen)
+	}
+	if err := t.flushVersions(tctx); err != nil {
+		_ = btx.Rollback()
+		return t, err
 	}
 	if err := btx.Commit(); err != nil {
-		return fmt.Errorf("offsync: %s: commit: %w", s.d.Name(), err)
+		return t, fmt.Errorf("offsync: %s: commit: %w", s.d.Name(), err)
 	}
-	return nil
+	return t, nil
 }
 
 // Savepoint implements core.AuthorityTx: fn runs inside a savepoint; when it
