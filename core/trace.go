@@ -51,11 +51,22 @@ const (
 
 var noEnd = func(error) {}
 
-// StartSpan starts a span through t with up to two attributes; with a nil t
-// it returns ctx and a no-op end without allocating. The attributes are
-// passed by value so that nothing is built unless a span is started.
+// SpanEnabler is an optional Tracer: Enabled false says a span would record
+// nothing, so StartSpan starts none (and builds nothing).
+type SpanEnabler interface {
+	Enabled() bool
+}
+
+// StartSpan starts a span through t with up to two attributes (those with
+// an empty Key are left out); with a nil t, or one that is a SpanEnabler
+// not Enabled, it returns ctx and a no-op end without allocating. The
+// attributes are passed by value so that nothing is built unless a span is
+// started.
 func StartSpan(ctx context.Context, t Tracer, name string, a, b Attr) (context.Context, func(error)) {
 	if t == nil {
+		return ctx, noEnd
+	}
+	if e, ok := t.(SpanEnabler); ok && !e.Enabled() {
 		return ctx, noEnd
 	}
 	attrs := make([]Attr, 0, 2)

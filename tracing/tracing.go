@@ -64,6 +64,11 @@ func (t *Tracer) tracer() trace.Tracer {
 	return c.t
 }
 
+// Enabled reports whether a span would be recorded: false while the
+// provider is the unset global default or a no-op one. core.StartSpan asks
+// it first, so that a span nobody records builds nothing.
+func (t *Tracer) Enabled() bool { return t.tracer() != nil }
+
 // StartSpan implements core.Tracer. The replica's push and pull spans are
 // client spans, the authority's ("offsync.server.*") server spans, the rest
 // internal ones. An error ends the span with status Error.
@@ -123,7 +128,7 @@ func InjectHeader(ctx context.Context, h http.Header) {
 // (and tracestate) headers of h; ctx as it is when there is none or it is
 // malformed.
 func ExtractHeader(ctx context.Context, h http.Header) context.Context {
-	if len(h.Values(Field)) == 0 {
+	if len(h["Traceparent"]) == 0 { // Values would canonicalize the key, allocating
 		return ctx
 	}
 	return propagator.Extract(ctx, propagation.HeaderCarrier(h))

@@ -22,6 +22,7 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/graphql/internal/gqlclient"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Options configure a Client. The zero value (or nil) is usable.
@@ -251,6 +252,7 @@ func (c *Client) post(ctx context.Context, what string, body []byte, tok string)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	tracing.InjectHeader(ctx, req.Header)
 	hr, err := c.hc.Do(req)
 	if err != nil {
 		return 0, nil, netErr(ctx, what, err)

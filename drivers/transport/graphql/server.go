@@ -25,6 +25,7 @@ import (
 	"github.com/offsync/offsync/drivers/transport/graphql/internal/gqlserver"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Schema is the GraphQL schema of the sync contract, as served at
@@ -251,7 +252,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the principal (health needs none, as REST's /health).
 	st := &authState{}
 	st.token, st.tokErr = server.ParseBearer(r.Header.Values("Authorization"))
-	ctx := context.WithValue(r.Context(), authKey{}, st)
+	ctx := context.WithValue(tracing.ExtractHeader(r.Context(), r.Header), authKey{}, st)
 	if upgrade {
 		ctx = context.WithValue(ctx, socketKey{}, &socketState{})
 		// A hijacked socket outlives r's context: Shutdown ends it.
@@ -374,6 +375,9 @@ func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) 
 		}
 		st = fresh
 		ctx = context.WithValue(ctx, authKey{}, st)
+	}
+	if tp, ok := payload[tracing.Field].(string); ok {
+		ctx = tracing.Extract(ctx, tp)
 	}
 	actx, err := s.authed(ctx)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/graphql/internal/gqlclient"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Subscribe implements core.Subscriber over the changes subscription. It
@@ -124,6 +125,9 @@ func (c *Client) open(ctx context.Context, kinds []string, tok string) (*stream,
 	params := map[string]any{}
 	if tok != "" {
 		params["Authorization"] = "Bearer " + tok
+	}
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		params[tracing.Field] = tp
 	}
 	wsc := genql.NewClientUsingWebSocket(c.wsURL, d, genql.WithConnectionParams(params))
 	errs, err := wsc.Start(hctx)

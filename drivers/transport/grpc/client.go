@@ -25,6 +25,7 @@ import (
 	"github.com/offsync/offsync/core"
 	syncv1 "github.com/offsync/offsync/drivers/transport/grpc/proto/offsync/sync/v1"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Options configure a Client. The zero value (or nil) is usable.
@@ -173,8 +174,12 @@ func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, c.timeout)
 }
 
-// withToken returns ctx carrying the bearer token in its metadata.
+// withToken returns ctx carrying the bearer token in its metadata, and the
+// trace context (metadata traceparent) when ctx has a span.
 func (c *Client) withToken(ctx context.Context, refresh bool) (context.Context, error) {
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, tracing.Field, tp)
+	}
 	tok, err := wire.Token(ctx, "grpc", c.token, refresh)
 	if err != nil || tok == "" {
 		return ctx, err

@@ -25,6 +25,7 @@ import (
 	syncv1 "github.com/offsync/offsync/drivers/transport/grpc/proto/offsync/sync/v1"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
+	"github.com/offsync/offsync/tracing"
 )
 
 // SubscribedHeader is the response header a Subscribe stream sends once the
@@ -161,6 +162,9 @@ func public(method string) bool {
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 	ctx = server.WithTransport(ctx, "grpc")
 	md, _ := metadata.FromIncomingContext(ctx)
+	if tp := md.Get(tracing.Field); len(tp) == 1 {
+		ctx = tracing.Extract(ctx, tp[0])
+	}
 	tok, err := server.ParseBearer(md.Get("authorization"))
 	if err != nil {
 		return ctx, statusErr(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Options configure a Client. The zero value (or nil) is usable.
@@ -246,6 +247,7 @@ func (c *Client) newRequest(ctx context.Context, method, target string, body []b
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	tracing.InjectHeader(ctx, req.Header)
 	return req, nil
 }
 

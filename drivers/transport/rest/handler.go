@@ -19,6 +19,7 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
+	"github.com/offsync/offsync/tracing"
 )
 
 // HandlerOptions configure a Handler. The zero value (or nil) is usable.
@@ -198,7 +199,7 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, allow string) {
 // authenticate puts the caller's principal in the context when the
 // transport authenticates; a missing or refused token is 401.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
-	ctx := server.WithTransport(r.Context(), "rest")
+	ctx := server.WithTransport(tracing.ExtractHeader(r.Context(), r.Header), "rest")
 	if h.auth == nil {
 		return ctx, true
 	}

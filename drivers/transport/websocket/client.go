@@ -17,6 +17,7 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Options configure a Client. The zero value (or nil) is usable.
@@ -418,6 +419,9 @@ func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID 
 	s.wmu.Lock()
 	id := c.nextID.Add(1)
 	f.ID = &id
+	if f.T != tAuth && f.T != tUnsub {
+		f.Traceparent = tracing.Traceparent(ctx)
+	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		s.wmu.Unlock()

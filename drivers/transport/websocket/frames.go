@@ -91,6 +91,9 @@ type clientFrame struct {
 	Kinds     []string    `json:"kinds,omitempty"`
 	Sub       int64       `json:"sub,omitempty"`
 	Token     string      `json:"token,omitempty"`
+	// Traceparent is the W3C trace context of a pull, push, get or sub
+	// (package tracing), when the caller has a span.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // serverFrame is every frame the server sends.

@@ -19,6 +19,7 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
 	"github.com/offsync/offsync/server"
+	"github.com/offsync/offsync/tracing"
 )
 
 // Server is the server half: an http.Handler that upgrades GET requests to
@@ -506,6 +507,7 @@ func (so *socket) request(id int64, f *clientFrame) {
 		so.refuse(err)
 		return
 	}
+	ctx = tracing.Extract(ctx, f.Traceparent)
 	switch f.T {
 	case tPull:
 		so.pull(ctx, id, f)
