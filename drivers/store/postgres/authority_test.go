@@ -40,7 +40,13 @@ var tokenSecret = []byte("offsync postgres tests: shared page token secret")
 // authority instance among several sharing the database.
 func newInstance(t *testing.T, dsn string, opts server.Options) *server.Service {
 	t.Helper()
-	st, err := postgres.Open(t.Context(), dsn, nil)
+	return newInstanceOpts(t, dsn, nil, opts)
+}
+
+// newInstanceOpts is newInstance over a store opened with popts.
+func newInstanceOpts(t *testing.T, dsn string, popts *postgres.Options, opts server.Options) *server.Service {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), dsn, popts)
 	if err != nil {
 		t.Fatal(err)
 	}
