@@ -1,6 +1,3 @@
-// Package jwttest mints JSON Web Tokens and key sets for tests of the JWT
-// authenticator (server.JWT) and of the wire forms that carry its tokens.
-// It is for tests only.
 package jwttest
 
 import (
