@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +256,8 @@ func TestLoad(t *testing.T) {
 		return d
 	}
 	rssPeak := rssHeld
+	loadBefore := loadtest.LoadAvg()
+	cpuBefore, selfBefore := child.CPU(), loadtest.CPU(os.Getpid())
 	began := time.Now()
 	for w := range writers {
 		ws.Go(func() {
@@ -292,6 +295,8 @@ sampling:
 	close(stop)
 	ws.Wait()
 	elapsed := time.Since(began)
+	cpu, self := child.CPU()-cpuBefore, loadtest.CPU(os.Getpid())-selfBefore
+	loadAfter := loadtest.LoadAvg()
 	rssLoaded := child.RSSKB()
 	rssPeak = max(rssPeak, rssLoaded)
 
@@ -324,6 +329,8 @@ sampling:
 	t.Logf("load: notice latency %v", p)
 	t.Logf("load: server RSS %d kB idle, %d kB with the streams open, %d kB after the writes, %d kB peak (%.1f kB per stream)",
 		rssIdle, rssHeld, rssLoaded, rssPeak, float64(rssHeld-rssIdle)/float64(streams))
+	t.Logf("load: CPU while writing: server %v (%.2f cores), streams and writers %v (%.2f cores); machine load average %s before, %s after (%d cores, shared)",
+		cpu.Round(10*time.Millisecond), cpu.Seconds()/elapsed.Seconds(), self.Round(10*time.Millisecond), self.Seconds()/elapsed.Seconds(), loadBefore, loadAfter, runtime.NumCPU())
 	if n := errs.n.Load(); n > 0 {
 		t.Fatalf("%d errors under load; first: %v", n, errs.first)
 	}

@@ -98,6 +98,9 @@ func (c *Child) stop() {
 	_ = c.cmd.Wait()
 }
 
+// CPU is the CPU time the child has used (-1 when unknown).
+func (c *Child) CPU() time.Duration { return CPU(c.Pid) }
+
 // RSSKB is the child's resident set size in kB (-1 when unknown).
 func (c *Child) RSSKB() int64 { return RSSKB(c.Pid) }
 
@@ -147,4 +150,48 @@ func Summarize(ds []time.Duration) Percentiles {
 func (p Percentiles) String() string {
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
 	return fmt.Sprintf("n %d, p50 %v, p99 %v, p99.9 %v, max %v", p.N, r(p.P50), r(p.P99), r(p.P999), r(p.Max))
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's CPU
+// times: 100 on every Linux port Go supports.
+const clockTicks = 100
+
+// CPU is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat; -1 where there is no /proc.
+func CPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14 and stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// LoadAvg is the machine's one-minute load average as /proc/loadavg
+// states it ("?" where there is none): a figure taken on a busy machine
+// says so.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

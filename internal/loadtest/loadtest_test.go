@@ -34,3 +34,21 @@ func TestRSSKB(t *testing.T) {
 		t.Errorf("no such process: %d", kb)
 	}
 }
+
+func TestCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		if CPU(os.Getpid()) != -1 {
+			t.Error("a CPU time without /proc")
+		}
+		return
+	}
+	before := CPU(os.Getpid())
+	// Spin until the kernel has counted a tick more (bounded by the
+	// test's timeout, not measured).
+	for x := 0; CPU(os.Getpid()) <= before; x++ {
+		_ = x * x
+	}
+	if CPU(-5) != -1 {
+		t.Error("a CPU time for no process")
+	}
+}
