@@ -16,7 +16,8 @@ func init() {
 }
 
 // open is the "graphql" client opener: url is http(s)://host:port/graphql;
-// options token (string), timeout (a duration or seconds), page_size.
+// options token (string), timeout (a duration or seconds), page_size, and
+// ca_file (a PEM file) or tls (a *tls.Config): the CA an https URL trusts.
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	var o Options
 	tlsCfg, err := wire.OptionTLS(opts)

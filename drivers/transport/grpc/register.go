@@ -15,7 +15,8 @@ func init() {
 }
 
 // open is the "grpc" client opener: grpc://host:port or grpcs://host:port,
-// options token (string) and timeout (a duration or seconds).
+// options token (string), timeout (a duration or seconds), and ca_file (a
+// PEM file) or tls (a *tls.Config): the CA a grpcs URL trusts.
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	var o Options
 	tlsCfg, err := wire.OptionTLS(opts)

@@ -16,6 +16,8 @@
 // never rounded.
 //
 // The package registers the transport driver "rest" (core.OpenTransport),
-// with the options "token" (a static bearer token) and "timeout" (a
-// duration string such as "10s", or a number of seconds).
+// with the options "token" (a static bearer token), "timeout" (a
+// duration string such as "10s", or a number of seconds), and "ca_file" (a
+// PEM file of the certificates to trust) or "tls" (a *tls.Config) for an
+// https:// URL; in Go, Options.TLS.
 package rest

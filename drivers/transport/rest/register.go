@@ -15,7 +15,8 @@ func init() {
 	server.RegisterTransport("rest", server.TransportDriver{Open: openServer, Path: "/", Rank: 0})
 }
 
-// open is the "rest" driver's opener.
+// open is the "rest" driver's opener: options token, timeout, and ca_file
+// or tls (the CA an https URL trusts).
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

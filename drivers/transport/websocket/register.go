@@ -16,8 +16,9 @@ func init() {
 }
 
 // open is the "websocket" client opener: ws://host:port/ws or wss://...,
-// with the options "token" (a static bearer token) and "timeout" (a
-// duration string such as "10s", or a number of seconds).
+// with the options "token" (a static bearer token), "timeout" (a
+// duration string such as "10s", or a number of seconds), and "ca_file" (a
+// PEM file) or "tls" (a *tls.Config): the CA a wss URL trusts.
 func open(_ context.Context, rawURL string, opts map[string]any) (core.Transport, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
