@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -23,11 +24,15 @@ var crashPoints = []string{"after_local_commit", "after_request_sent", "after_au
 
 var applog = core.Documents("applog")
 
-// crashWire calls the crash hook around each request to the authority.
+// crashWire calls the crash hook around each request to the authority;
+// with a depth above 1 it carries that many pushes at once (core.Pipeliner).
 type crashWire struct {
 	inner core.Transport
 	hook  func(string)
+	depth int
 }
+
+func (c crashWire) PushDepth() int { return c.depth }
 
 func (c crashWire) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	return c.inner.Pull(ctx, req)
@@ -71,8 +76,15 @@ func openCrashWorld(ctx context.Context, dir string, hook func(string)) (*core.E
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	eng, err := core.NewEngine(ctx, rep, crashWire{svc, hook}, &core.Options{
-		Tables: []core.Table{notes}, PageSize: 3, Checkpoint: hook,
+	// OFFSYNC_CRASH_DEPTH > 1: pushes of two ops, that many in flight at
+	// once, so that a crash finds several batches sent and unanswered.
+	depth, _ := strconv.Atoi(os.Getenv("OFFSYNC_CRASH_DEPTH"))
+	batch := 0
+	if depth > 1 {
+		batch = 2
+	}
+	eng, err := core.NewEngine(ctx, rep, crashWire{svc, hook, depth}, &core.Options{
+		Tables: []core.Table{notes}, PageSize: 3, Checkpoint: hook, BatchSize: batch,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -94,10 +106,10 @@ func crashChild(dir string) {
 	ctx := context.Background()
 	point := os.Getenv("OFFSYNC_CRASH_POINT")
 	hit, _ := strconv.Atoi(os.Getenv("OFFSYNC_CRASH_HIT"))
-	hits := 0
+	var hits atomic.Int64 // pipelined pushes call the hook concurrently
 	hook := func(p string) {
 		if p == point {
-			if hits++; hits == hit {
+			if hits.Add(1) == int64(hit) {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {}
 			}
@@ -136,11 +148,18 @@ func crashChild(dir string) {
 	_, _ = eng.Sync(ctx)
 }
 
-func TestCrashRecovery(t *testing.T) {
+func TestCrashRecovery(t *testing.T) { crashRecovery(t, 1) }
+
+// TestCrashRecoveryPipelined is TestCrashRecovery with three pushes of two
+// ops in flight at once.
+func TestCrashRecoveryPipelined(t *testing.T) { crashRecovery(t, 3) }
+
+func crashRecovery(t *testing.T, depth int) {
 	if testing.Short() || raceEnabled {
 		// 26 child processes; the normal pass of ./scripts/test runs it.
 		t.Skip("crash test: runs in the non-race, non-short pass")
 	}
+	t.Setenv("OFFSYNC_CRASH_DEPTH", strconv.Itoa(depth))
 	dir := t.TempDir()
 	kills := map[string]int{}
 	runs := 0
@@ -189,8 +208,10 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(local) < 100 {
-		t.Fatalf("only %d local notes", len(local))
+	// Pushes of two ops reach the crash points sooner: fewer notes are
+	// written before the children are killed.
+	if least := 100 / min(depth, 2); len(local) < least {
+		t.Fatalf("only %d local notes, want at least %d", len(local), least)
 	}
 	for _, l := range local {
 		a, err := svc.Get(ctx, "note", l.ID)

@@ -13,12 +13,17 @@ import (
 // time (guarantee G5, docs/guarantees.md), in batches. Each op is pushed at most once per call,
 // plus at most one resolution push (guarantee G8).
 //
-// Batches are pipelined one deep: once the authority has answered batch N,
-// batch N+1 is marked in flight and sent, and N's answers are applied while
-// the authority works on N+1. The batches of one pass hold distinct records,
-// so N+1 never depends on N's answers. Answers are applied in batch order;
-// when N's answers pause pushing, N+1's answers (already on their way) are
-// still applied before push returns.
+// Batches are pipelined: once the authority has answered batch N, the next
+// batch is marked in flight and sent, and N's answers are applied while the
+// authority works on it. A transport that is a Pipeliner carries more than
+// one push at a time: then up to its PushDepth batches are in flight, so
+// that the next one is marked and sent while the authority still works on
+// the previous one, and the authority never waits for the replica. The
+// batches of one pass hold distinct records, so a batch never depends on an
+// earlier one's answers, in whatever order the authority applies them.
+// Answers are applied in batch order; when N's answers pause pushing, the
+// answers of the batches already sent are still applied before push
+// returns.
 func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
 	pushed := map[string]bool{}
 	size := e.batchSize(ctx)
@@ -40,55 +45,69 @@ func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
 	}
 }
 
-// pushBatches pushes batches in order, pipelined one deep (see push).
+// pushBatches pushes batches in order, pipelined (see push).
 func (e *Engine) pushBatches(ctx context.Context, batches [][]Op, pushed map[string]bool, st *Stats) (paused bool, err error) {
-	// next marks and sends the next batch that has ops left to send; nil
-	// when none remains.
-	next := func() (*transmission, error) {
-		for len(batches) > 0 {
+	depth := e.pushDepth()
+	var queue []*transmission // sent, in batch order, answers not applied yet
+	// fill marks and sends the next batches that have ops left to send
+	// until depth of them are in flight or none remains.
+	fill := func() {
+		for len(queue) < depth && len(batches) > 0 && err == nil {
 			batch := batches[0]
 			batches = batches[1:]
-			send, err := e.markInFlight(ctx, batch, st)
-			if err != nil {
-				return nil, err
+			send, merr := e.markInFlight(ctx, batch, st)
+			if merr != nil {
+				err = merr
+				return
 			}
-			if len(send) > 0 {
-				for _, op := range send {
-					pushed[op.OpID] = true
-				}
-				return e.transmit(ctx, send), nil
+			if len(send) == 0 {
+				continue
 			}
+			for _, op := range send {
+				pushed[op.OpID] = true
+			}
+			queue = append(queue, e.transmit(ctx, send))
 		}
-		return nil, nil
 	}
-	cur, err := next()
-	for cur != nil && err == nil {
-		cur.wait()
-		var ahead *transmission
-		if cur.err == nil && !paused {
-			if ahead, err = next(); err != nil {
-				ahead = nil
-			}
-		}
-		p, aerr := e.answer(ctx, cur, false, st)
+	// apply applies the answers of t.
+	apply := func(t *transmission) {
+		p, aerr := e.answer(ctx, t, false, st)
 		paused = paused || p
 		if aerr != nil && err == nil {
 			err = aerr
 		}
+	}
+	fill()
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		cur.wait()
+		if cur.err == nil && !paused {
+			fill() // the next batch travels while cur's answers are applied
+		}
+		apply(cur)
 		if cur.err != nil || paused || err != nil {
-			if ahead != nil { // already sent: its answers are facts to record
+			for _, ahead := range queue { // already sent: their answers are facts to record
 				ahead.wait()
-				p, aerr := e.answer(ctx, ahead, false, st)
-				paused = paused || p
-				if aerr != nil && err == nil {
-					err = aerr
-				}
+				apply(ahead)
 			}
 			return true, err
 		}
-		cur = ahead
 	}
 	return paused, err
+}
+
+// maxPushDepth bounds a Pipeliner's PushDepth.
+const maxPushDepth = 8
+
+// pushDepth is how many pushes may be in flight at once: 1 unless the
+// transport is a Pipeliner.
+func (e *Engine) pushDepth() int {
+	p, ok := e.tr.(Pipeliner)
+	if !ok {
+		return 1
+	}
+	return min(max(p.PushDepth(), 1), maxPushDepth)
 }
 
 func (e *Engine) batchSize(ctx context.Context) int {

@@ -111,6 +111,17 @@ type Batcher interface {
 	BatchLimits(ctx context.Context) (BatchLimits, error)
 }
 
+// Pipeliner is a Transport whose Push calls may overlap: it carries several
+// at once over one connection (a multiplexed socket, a stream per call) and
+// answers each on its own. PushDepth is how many pushes the engine may have
+// in flight at once (values below 2 mean one at a time, as without the
+// interface; the engine caps it at 8). The engine only overlaps pushes of
+// distinct records, so the order in which the authority applies them does
+// not matter.
+type Pipeliner interface {
+	PushDepth() int
+}
+
 // Principal is an authenticated caller of the authority.
 type Principal struct {
 	ID    string
