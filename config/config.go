@@ -34,7 +34,8 @@ type Store struct {
 	// sqlite, a connection URL for postgres. Required.
 	DSN string `yaml:"dsn"`
 	// Options are driver-specific (sqlite: synchronous, busy_timeout;
-	// postgres: max_open_conns, max_idle_conns, channel); the driver refuses
+	// postgres: max_open_conns, max_idle_conns, channel, notify,
+	// poll_interval, retry_attempts); the driver refuses
 	// a key it does not know.
 	Options map[string]any `yaml:"options"`
 }
