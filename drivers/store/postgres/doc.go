@@ -13,7 +13,20 @@
 // core.Notifier: Announce sends a NOTIFY on the channel "offsync"
 // inside the write transaction (delivered only if it commits), and Listen
 // streams every instance's announcements over a dedicated connection,
-// reconnecting after a failure with a Notice marked Gap.
+// reconnecting after a failure with a Notice marked Gap. Where the database
+// has no LISTEN/NOTIFY (CockroachDB), Options.Notify = NotifyPoll (or the
+// default NotifyAuto, which probes LISTEN at Open) makes Listen read the
+// kinds' versions every PollInterval and announce the kinds that moved.
+//
+// Every kind's version row is created by Register, so the lock never falls
+// on a missing row. A write transaction that fails with a serialization
+// failure (SQLSTATE 40001) or as a deadlock's victim (40P01) is rolled back
+// and run again with a capped, jittered backoff, at most
+// Options.RetryAttempts times, its later runs first locking offsync_versions
+// against starvation; fn given to Update must therefore be safe to run more
+// than once. This is what lets the store run at REPEATABLE READ or
+// SERIALIZABLE (default_transaction_isolation=serializable in the DSN), as
+// distributed SQL engines demand.
 //
 // Times are BIGINT microseconds since the Unix epoch, document data is
 // stored as json (kept byte for byte), and write transactions run at READ
