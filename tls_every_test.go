@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/offsync/offsync"
+	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/conformance/contract"
 	"github.com/offsync/offsync/core"
 )
@@ -117,5 +120,50 @@ server:
 func closeIf(tr core.Transport) {
 	if c, ok := tr.(io.Closer); ok {
 		_ = c.Close()
+	}
+}
+
+// A replica's config trusts the server's certificate with transport.ca_file
+// (relative to the config file) and syncs over grpcs and wss; without it
+// the same sync is refused.
+func TestClientConfigCAFile(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir)
+	endpoints := serveWith(t, dir, `store: {dsn: `+filepath.Join(dir, "server.db")+`}
+server:
+  http: 127.0.0.1:0
+  kinds: [note]
+  tls: {cert: cert.pem, key: key.pem}
+  transports: {websocket: {}, grpc: {}}
+`)
+	ctx := t.Context()
+	open := func(name, driver, caLine string) *core.Engine {
+		cfg, err := config.ParseClient([]byte(fmt.Sprintf("store: {dsn: %s}\ntransport: {driver: %s, url: %q%s}\ntables: {note: {}}\n",
+			name, driver, endpoints[driver], caLine)), filepath.Join(dir, "client.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := offsync.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng
+	}
+	a := open("a.db", "grpc", ", ca_file: cert.pem")
+	notes, _ := a.Table("note")
+	if err := core.DocsFor(a, notes.(*core.DocumentTable)).Put(ctx, "n1", map[string]any{"title": "over grpcs"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.Sync(ctx); err != nil || st.Pushed != 1 {
+		t.Fatalf("sync over grpcs with transport.ca_file: %+v %v", st, err)
+	}
+	b := open("b.db", "websocket", ", ca_file: cert.pem")
+	if st, err := b.Sync(ctx); err != nil || st.Pulled != 1 {
+		t.Fatalf("sync over wss with transport.ca_file: %+v %v", st, err)
+	}
+	c := open("c.db", "websocket", "")
+	if _, err := c.Sync(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("sync over wss without transport.ca_file: %v, want a refused certificate", err)
 	}
 }
