@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -246,7 +247,13 @@ func TestRateLimitOnEveryTransport(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			// Each transport's caller is its own principal: its own bucket.
 			tok := keys.HS256(t, goodClaims("rl-"+c.name, time.Now().Add(time.Hour)))
-			cl := c.open(t, ep, staticToken(tok))
+			var refreshes atomic.Int32
+			cl := c.open(t, ep, func(_ context.Context, refresh bool) (string, error) {
+				if refresh {
+					refreshes.Add(1)
+				}
+				return tok, nil
+			})
 			var err error
 			for range 50 {
 				if _, err = cl.Pull(ctx, core.PullRequest{Kind: "note"}); err != nil {
@@ -255,6 +262,22 @@ func TestRateLimitOnEveryTransport(t *testing.T) {
 			}
 			if !errors.Is(err, core.ErrRateLimited) || !core.Retryable(err) {
 				t.Fatalf("50 pulls at once: err = %v, want core.ErrRateLimited", err)
+			}
+			// A stream opened over the rate is "retry later" too, never
+			// a refused token.
+			for range 50 {
+				sctx, cancel := context.WithCancel(ctx)
+				_, err = cl.(core.Subscriber).Subscribe(sctx, []string{"note"})
+				cancel()
+				if err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrUnauthorized) {
+				t.Fatalf("subscribing over the rate: err = %v, want retry later", err)
+			}
+			if n := refreshes.Load(); n != 0 {
+				t.Fatalf("the rate limit made the client refresh its token %d times", n)
 			}
 			st, err := core.OpenStore(ctx, "sqlite", filepath.Join(t.TempDir(), "replica.db"), nil)
 			if err != nil {
@@ -346,5 +369,33 @@ func assertNothingLost(t *testing.T, eng *core.Engine) {
 	dead, err := eng.DeadLetters(ctx)
 	if err != nil || len(dead) != 0 {
 		t.Fatalf("dead letters: %+v %v", dead, err)
+	}
+}
+
+// REST's form of the rate limit: 429, rate_limited, Retry-After in whole
+// seconds.
+func TestRateLimitRESTRetryAfter(t *testing.T) {
+	ep, _ := jwtServe(t, "  rate_limit: {per_second: 1, burst: 1}\n")
+	get := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, ep["rest"]+"note", nil)
+		req.Header.Set("Authorization", "Bearer static-tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := get(); r.StatusCode != http.StatusOK {
+		t.Fatalf("first request: %d", r.StatusCode)
+	}
+	var r *http.Response
+	for range 10 {
+		if r = get(); r.StatusCode != http.StatusOK {
+			break
+		}
+	}
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("over the rate: %d, Retry-After %q; want 429 and 1", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 }

@@ -355,8 +355,8 @@ func (s *Server) present(ctx context.Context, err error) *gqlerror.Error {
 
 // initSocket authenticates a socket at connection_init: the payload's
 // Authorization, else the handshake's header. A refused token closes the
-// socket with 4403 ("UNAUTHENTICATED: ..."); an authority that cannot answer,
-// with 1013 (try again later).
+// socket with 4403 ("UNAUTHENTICATED: ..."); an authority that cannot answer
+// now, or a caller over its rate limit, with 1013 (try again later).
 func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	st, _ := ctx.Value(authKey{}).(*authState)
 	if st == nil {
@@ -383,7 +383,7 @@ func (s *Server) initSocket(ctx context.Context, payload transport.InitPayload) 
 	if err != nil {
 		status, _ := wire.ErrorStatus(err)
 		code := 4403
-		if status == http.StatusServiceUnavailable {
+		if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 			code = int(websocket.StatusTryAgainLater)
 		}
 		reason := codeOf(status) + ": " + err.Error()
