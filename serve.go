@@ -20,12 +20,17 @@ import (
 
 	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/metrics"
 	"github.com/offsync/offsync/server"
 	"github.com/offsync/offsync/server/ui"
+	"github.com/offsync/offsync/tracing"
 )
 
 // uiPath is where the dashboard is mounted on the HTTP listener.
 const uiPath = "/ui"
+
+// metricsPath is where the Prometheus metrics are mounted on it.
+const metricsPath = "/metrics"
 
 // ServeOptions qualify ServeWith. The zero value (or nil) is usable.
 type ServeOptions struct {
@@ -35,6 +40,10 @@ type ServeOptions struct {
 	// served wire form and where it is: "rest": "http://127.0.0.1:8080/",
 	// "websocket": "ws://127.0.0.1:8080/ws", "grpc": "grpc://127.0.0.1:8081".
 	Ready func(endpoints map[string]string)
+	// Tracer receives the authority's spans (server.Options.Tracer); when
+	// nil, tracing.New(nil): the global OpenTelemetry provider, which costs
+	// nothing until the program sets one (otel.SetTracerProvider).
+	Tracer core.Tracer
 }
 
 // Serve runs the reference authority of a server config; see ServeWith.
@@ -74,6 +83,10 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 	opts, err := serverOptions(cfg, log)
 	if err != nil {
 		return err
+	}
+	opts.Tracer = o.Tracer
+	if opts.Tracer == nil {
+		opts.Tracer = tracing.New(nil)
 	}
 	if err := composeAuth(ctx, cfg, opts, log); err != nil {
 		return err
@@ -185,6 +198,14 @@ func ServeWith(ctx context.Context, cfg *config.Server, so *ServeOptions) error 
 			return err
 		}
 		mounts[uiPath] = dash
+	}
+	// So do the metrics, behind the administrator's token.
+	if len(mounts) > 0 && v.MetricsEnabled() {
+		if _, dup := mounts[metricsPath]; dup {
+			shutdownAll(ctx)
+			return cfg.Wrap("server.metrics", fmt.Errorf("%w: a transport is mounted at %s, the metrics' path; set server.metrics: false or move it", core.ErrInvalid, metricsPath))
+		}
+		mounts[metricsPath] = server.AdminOnly(svc, metrics.Handler(svc))
 	}
 	if len(mounts) > 0 {
 		if err := checkInsecure(v.HTTP, tlsCfg, v.AllowInsecure); err != nil {

@@ -203,11 +203,19 @@ type ServerSection struct {
 	// administrator's token required); false turns it off. Absent: on
 	// (UIEnabled).
 	UI *bool `yaml:"ui"`
+	// Metrics serves the authority's figures in the Prometheus format at
+	// /metrics on the HTTP listener (an administrator's token required);
+	// false turns it off. Absent: on (MetricsEnabled).
+	Metrics *bool `yaml:"metrics"`
 }
 
 // UIEnabled reports whether the dashboard is served: server.ui is absent
 // or true.
 func (s ServerSection) UIEnabled() bool { return s.UI == nil || *s.UI }
+
+// MetricsEnabled reports whether /metrics is served: server.metrics is
+// absent or true.
+func (s ServerSection) MetricsEnabled() bool { return s.Metrics == nil || *s.Metrics }
 
 // ServeTransport places one wire form: Path on the shared HTTP listener
 // (rest, websocket, graphql) or Addr for one with its own listener (grpc);

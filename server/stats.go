@@ -53,13 +53,16 @@ func TransportFrom(ctx context.Context) string {
 // figures, ready for encoding/json, a Prometheus collector or a dashboard.
 // Counters only grow; ActiveSubscribers is a gauge.
 type StatsSnapshot struct {
-	// Transports are the figures per transport (TransportDirect included
-	// once a call came in process).
+	// Transports are the figures per transport: each one opened over the
+	// Service (OpenServer), and TransportDirect once a call came in
+	// process.
 	Transports map[string]TransportStats `json:"transports"`
 	// Kinds are the per-kind figures, summed over the transports.
 	Kinds map[string]KindStats `json:"kinds"`
 	// Traffic are the per-kind figures of each transport, sorted by
-	// transport then kind; only pairs that saw a pushed op or a pull appear.
+	// transport then kind: the table kinds of every transport opened over
+	// the Service (OpenServer), and each other pair once it saw a pushed op
+	// or a pull.
 	Traffic []TrafficStats `json:"traffic"`
 	// ActiveSubscribers and NoticesSent are summed over the transports.
 	ActiveSubscribers int64  `json:"active_subscribers"`
@@ -264,6 +267,15 @@ func (s *Service) kindLabel(kind string) string {
 		return kind
 	}
 	return OtherKind
+}
+
+// declareTransport makes the figures of transport name, and of each table
+// kind through it, appear in Stats before any call, as zeros.
+func (s *Service) declareTransport(name string) {
+	s.stats.transport(name)
+	for kind := range s.tables {
+		s.stats.kind(name, kind)
+	}
 }
 
 // countPush records a push batch: its latency and, when it was answered,

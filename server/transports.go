@@ -239,6 +239,9 @@ func OpenServer(ctx context.Context, name string, t core.Transport, cfg Transpor
 	if err != nil {
 		return nil, fmt.Errorf("server: open %s: %w", name, err)
 	}
+	if svc, ok := t.(*Service); ok {
+		svc.declareTransport(name) // its figures are shown from the start, zero
+	}
 	switch ts.(type) {
 	case HTTPTransport:
 		if d.OwnsListener() {
