@@ -116,5 +116,8 @@ func (s *Server) validateAuth(d *decoder) {
 			d.problemAt("server.rate_limit.per_second", invalid("per_second must be a positive number of requests"))
 		}
 		d.nonNegative("server.rate_limit.burst", int64(r.Burst))
+		if v := s.Server; len(v.Tokens) == 0 && v.TokensFile == "" && v.JWT == nil {
+			d.problemAt("server.rate_limit", invalid("a rate limit is per principal: set server.tokens, server.tokens_file or server.jwt"))
+		}
 	}
 }

@@ -61,6 +61,7 @@ func TestJWTAndRateLimitConfig(t *testing.T) {
 		{"  jwt:\n    jwks_url: https://idp.test/jwks\n    principal_claim: exp\n", "server.yaml:8:", "server.jwt.principal_claim: "},
 		{"  jwt:\n    jwks_url: https://idp.test/jwks\n    algorithm: none\n", "server.yaml:8:", "algorithm"},
 		{"  rate_limit:\n    burst: 5\n", "server.yaml:", "server.rate_limit.per_second: "},
+		{"  rate_limit:\n    per_second: 5\n", "server.yaml:6:", "server.rate_limit: "},
 		{"  rate_limit:\n    per_second: 1.5\n", "server.yaml:7:", "server.rate_limit.per_second: "},
 		{"  rate_limit:\n    per_second: 5\n    burst: -1\n", "server.yaml:8:", "server.rate_limit.burst: "},
 	} {
