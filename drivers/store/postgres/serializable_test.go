@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -280,5 +281,65 @@ func TestVersionRowsCreatedAtRegister(t *testing.T) {
 	}
 	if len(kinds) != 2 || kinds[0] != "other" || kinds[1] != "todo" {
 		t.Fatalf("version rows %v, want [other todo] created by Register", kinds)
+	}
+}
+
+// TestSerializationFailureOnAHookLessStatementIsRetried: the idempotency
+// records are written through database/sql directly (bound parameters,
+// outside bun's query hook). A serialization failure there — another
+// transaction committed the same op's record after this one's snapshot —
+// caught by the caller in a savepoint, as the server's op-by-op push does
+// when it answers the op "retry", still reruns the whole transaction.
+func TestSerializationFailureOnAHookLessStatementIsRetried(t *testing.T) {
+	for _, attempts := range []int{0, 1} {
+		t.Run(fmt.Sprintf("retry_attempts=%d", attempts), func(t *testing.T) {
+			dsn := pgtest.New(t)
+			s := openSerializable(t, dsn, &postgres.Options{RetryAttempts: attempts}, core.Documents("todo"))
+			other := openSerializable(t, dsn, nil, core.Documents("todo"))
+			rec := func(status core.PushStatus) core.IdempotencyRecord {
+				return core.IdempotencyRecord{Principal: "p", OpID: "op1", RequestHash: "h", Status: status, CreatedAt: time.Now()}
+			}
+			ctx := t.Context()
+			runs, swallowed := 0, 0
+			err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+				runs++
+				if _, err := bunstore.Bun(tx).ExecContext(ctx, "SELECT 1"); err != nil {
+					return err
+				}
+				if runs == 1 {
+					if err := other.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+						return tx.PutIdempotent(ctx, rec(core.StatusRejected))
+					}); err != nil {
+						t.Errorf("conflicting write: %v", err)
+					}
+				}
+				if err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+					return tx.PutIdempotent(ctx, rec(core.StatusApplied))
+				}); err != nil {
+					swallowed++ // answered "retry" by the caller, the batch goes on
+				}
+				return nil
+			})
+			var got core.IdempotencyRecord
+			if verr := s.View(ctx, func(ctx context.Context, tx core.Tx) error {
+				var err error
+				got, err = tx.Idempotent(ctx, "p", "op1")
+				return err
+			}); verr != nil {
+				t.Fatal(verr)
+			}
+			if attempts == 0 {
+				if err != nil || runs != 2 || swallowed != 1 || got.Status != core.StatusApplied {
+					t.Fatalf("Update: %v after %d runs (%d failures swallowed), record %v; want nil after 2 runs, the rerun's record",
+						err, runs, swallowed, got.Status)
+				}
+				return
+			}
+			// Without retries the failure is returned, not committed as if
+			// the swallowed write had been a decision.
+			if err == nil || runs != 1 || got.Status != core.StatusRejected {
+				t.Fatalf("without retry: Update: %v after %d runs, record %v; want an error after 1 run and the other's record", err, runs, got.Status)
+			}
+		})
 	}
 }

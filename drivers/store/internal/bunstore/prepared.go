@@ -98,11 +98,14 @@ func (s *Store) closeStmts() error {
 // query runs a query written with the dialect's placeholders and bound
 // arguments: as a prepared statement when Register prepared it (SQLite),
 // else through the driver (pgx prepares and caches it).
+// Both bypass bun's query hook: a failure is noted for the retry here.
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := t.s.prepared(t.readOnly, query); st != nil {
-		return t.tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		rows, err := t.tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		return rows, t.noteErr(err)
 	}
-	return t.tx.Tx.QueryContext(ctx, query, args...)
+	rows, err := t.tx.Tx.QueryContext(ctx, query, args...)
+	return rows, t.noteErr(err)
 }
 
 // exec is query for statements that return no rows.
@@ -111,9 +114,11 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 		return nil, fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
 	}
 	if st := t.s.prepared(false, query); st != nil {
-		return t.tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		res, err := t.tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return res, t.noteErr(err)
 	}
-	return t.tx.Tx.ExecContext(ctx, query, args...)
+	res, err := t.tx.Tx.ExecContext(ctx, query, args...)
+	return res, t.noteErr(err)
 }
 
 // scanOps reads op rows selected with opColumns.

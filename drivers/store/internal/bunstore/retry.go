@@ -193,6 +193,16 @@ var errConflictSeen = errors.New("offsync: a statement of the transaction met a 
 // again after a serialization failure since Open.
 func (s *Store) Retries() int64 { return s.retries.Load() }
 
+// noteErr marks t for a rerun when err is retryable (a statement that did
+// not go through bun's query hook, or an error a savepoint returns), and
+// returns err.
+func (t *Tx) noteErr(err error) error {
+	if err != nil && t.s.retryable(err) {
+		t.retry.conflict.Store(true)
+	}
+	return err
+}
+
 // conflictHook marks the transaction a failed statement belongs to (found
 // through the statement's ctx) when the failure is retryable.
 type conflictHook struct{ s *Store }

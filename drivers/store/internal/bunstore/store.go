@@ -243,6 +243,7 @@ func (t *Tx) Savepoint(ctx context.Context, fn func(ctx context.Context) error) 
 	err := fn(ctx)
 	t.depth--
 	if err != nil {
+		t.noteErr(err)
 		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
 			return errors.Join(err, fmt.Errorf("offsync: rollback to savepoint: %w", rerr))
 		}
@@ -267,5 +268,6 @@ func (t *Tx) dbErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	t.noteErr(err)
 	return fmt.Errorf("offsync: %s: %s: %w", t.s.d.Name(), op, err)
 }
