@@ -343,3 +343,55 @@ func TestSerializationFailureOnAHookLessStatementIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestEscalationHoldsOffOtherWriters: a transaction that lost three times
+// begins its fourth run by locking out every writer (LOCK TABLE
+// offsync_versions, which takes no snapshot): a writer of the kind waits
+// for it instead of beating it again, and it commits.
+func TestEscalationHoldsOffOtherWriters(t *testing.T) {
+	dsn := pgtest.New(t)
+	s := openSerializable(t, dsn, nil, core.Documents("todo"))
+	other := openSerializable(t, dsn, nil, core.Documents("todo"))
+	ctx := t.Context()
+	runs := 0
+	otherDone := make(chan error, 1)
+	err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
+		runs++
+		if _, err := bunstore.Bun(tx).ExecContext(ctx, "SELECT 1"); err != nil {
+			return err
+		}
+		if runs <= 3 {
+			conflict(t, ctx, other, "todo")
+		} else {
+			// Escalated: the other writer now waits for this transaction.
+			go func() {
+				otherDone <- other.Update(context.Background(), func(ctx context.Context, tx core.Tx) error {
+					_, err := tx.NextVersion(ctx, "todo", time.Now())
+					return err
+				})
+			}()
+			for {
+				n, err := lockWaiters(ctx, other.DB())
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					break
+				}
+				select {
+				case err := <-otherDone:
+					return fmt.Errorf("the other writer did not wait for the escalated run: %v", err)
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}
+		_, err := tx.NextVersion(ctx, "todo", time.Now())
+		return err
+	})
+	if err != nil || runs != 4 || s.Escalations() != 1 {
+		t.Fatalf("Update: %v after %d runs, %d escalations; want nil after 4, 1", err, runs, s.Escalations())
+	}
+	if err := <-otherDone; err != nil {
+		t.Fatalf("the writer that waited: %v", err)
+	}
+}
