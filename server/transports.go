@@ -60,7 +60,9 @@ type TransportConfig struct {
 	Options map[string]any
 	// Limits are the edge limits every wire form enforces.
 	Limits Limits
-	// TLS, when set, is used by a half that owns its listener.
+	// TLS, when set, is the certificate of the server: a half that owns
+	// its listener must serve TLS with it (offsync.ServeWith announces its
+	// endpoint as grpcs://); the shared HTTP listener serves it itself.
 	TLS *tls.Config
 	// Served lists every wire form of this server and where it is ("rest":
 	// "/", "websocket": "/ws", "grpc": "127.0.0.1:8081"), for discovery in
