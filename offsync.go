@@ -8,6 +8,7 @@ import (
 
 	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/tracing"
 
 	// The first-party drivers, registered by name.
 	_ "github.com/offsync/offsync/drivers/store/postgres"
@@ -110,6 +111,9 @@ func Open(ctx context.Context, cfg *config.Client, tables ...core.Table) (_ *cor
 		MaxAttempts:    cfg.Sync.MaxAttempts,
 		ResyncInterval: cfg.Sync.ResyncInterval,
 		Closers:        closers,
+		// The global OpenTelemetry provider: nothing until the program
+		// sets one (docs/operations.md, Traces).
+		Tracer: tracing.New(nil),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("offsync: %w", err)
