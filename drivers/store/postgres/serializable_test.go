@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,13 @@ import (
 // SERIALIZABLE (a run-time parameter of the connection), the isolation a
 // Postgres-compatible distributed SQL engine runs at.
 func serializableDSN(dsn string) string {
-	return dsn + "&default_transaction_isolation=serializable"
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("default_transaction_isolation", "serializable")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " default_transaction_isolation=serializable" // keyword/value form
 }
 
 // openSerializable opens a store whose write transactions run at
