@@ -154,7 +154,11 @@ type Filter struct {
 	Values []string
 }
 
-// IdempotencyRecord is the authority's memory of an applied op.
+// IdempotencyRecord is the authority's memory of an applied op. A store
+// keeps Record's fields exactly as given, empty ones included: the
+// reference authority keeps only what a re-send of the same request cannot
+// tell it (it leaves out the kind, the id and an upsert's data when that is
+// the op's payload, and rebuilds them from the re-sent op).
 type IdempotencyRecord struct {
 	Principal   string
 	OpID        string

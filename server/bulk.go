@@ -56,7 +56,6 @@ type bulkTx struct {
 	rows      map[recKey]*core.Record           // the batch's records; nil = missing
 	freshRows map[recKey]bool                   // rows written by the batch, not yet in stored form
 	keys      map[string]core.IdempotencyRecord // the caller's records of the batch's op ids
-	freshKeys map[string]bool                   // keys written by the batch, not yet in stored form
 
 	puts    map[string][]core.Record // per kind, in op order
 	putKeys []core.IdempotencyRecord
@@ -109,24 +108,14 @@ func (b *bulkTx) load(ctx context.Context, bt core.BatchTx, ops []core.Op, plans
 		}
 	}
 	b.freshRows = map[recKey]bool{}
-	b.freshKeys = map[string]bool{}
 	b.puts = map[string][]core.Record{}
 	return nil
 }
 
+// idempotent returns the record as the store would: a store keeps an
+// idempotency record's fields as they are given.
 func (b *bulkTx) idempotent(ctx context.Context, opID string) (core.IdempotencyRecord, bool, error) {
 	rec, ok := b.keys[opID]
-	if ok && b.freshKeys[opID] {
-		if rec.Record != nil {
-			r, err := storedKeyRecord(*rec.Record)
-			if err != nil {
-				return core.IdempotencyRecord{}, false, err
-			}
-			rec.Record = &r
-		}
-		b.keys[opID] = rec
-		delete(b.freshKeys, opID)
-	}
 	return rec, ok, nil
 }
 
@@ -165,7 +154,6 @@ func (b *bulkTx) apply(ctx context.Context, op core.Op, pl *opPlan, decide decid
 	if op.OpID != "" {
 		r := b.s.idemRecord(b.p, op, pl, res.Record)
 		b.keys[op.OpID] = r
-		b.freshKeys[op.OpID] = true
 		b.putKeys = append(b.putKeys, r)
 	}
 	return res, write != nil, nil
@@ -208,18 +196,5 @@ func (s *Service) storedRow(rec core.Record) (core.Record, error) {
 		d = []byte("{}")
 	}
 	rec.Data = json.RawMessage(d)
-	return rec, nil
-}
-
-// storedKeyRecord is the record of an idempotency record as the store
-// returns it once written: kept as JSON, its data comes back compact.
-func storedKeyRecord(rec core.Record) (core.Record, error) {
-	if len(rec.Data) > 0 {
-		d, err := json.Marshal(rec.Data)
-		if err != nil {
-			return core.Record{}, fmt.Errorf("%w: record %s/%s: %v", core.ErrInvalid, rec.Kind, rec.ID, err)
-		}
-		rec.Data = d
-	}
 	return rec, nil
 }

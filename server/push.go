@@ -309,7 +309,7 @@ func (s *Service) pushOne(ctx context.Context, rw rowAccess, tx core.Tx, p core.
 		}
 		if ok {
 			if rec.RequestHash == pl.hash {
-				return core.PushResult{OpID: op.OpID, Status: rec.Status, Record: rec.Record}, false, nil
+				return core.PushResult{OpID: op.OpID, Status: rec.Status, Record: keptAnswer(op, rec.Record)}, false, nil
 			}
 			return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
 				Reason: fmt.Sprintf("idempotency key %q reused with a different request (%v)", op.OpID, core.ErrIdempotencyKey)}, false, nil
@@ -394,10 +394,45 @@ func (s *Service) decide(ctx context.Context, tx core.Tx, p core.Principal, op c
 	return core.PushResult{OpID: op.OpID, Status: core.StatusApplied, Record: &rec}, &rec, nil
 }
 
-// idemRecord is the memory of an applied op's answer under (principal, opID).
+// idemRecord is the memory of an applied op's answer under (principal,
+// opID). It keeps only what a re-send of the same request cannot tell:
+// the answer's kind and id are the op's, and an upsert's data is usually
+// its payload, so those are left out (the request hash pins all three; see
+// keptAnswer). What remains is the version columns, and the data when it is
+// not the payload (a delete's, or a payload the scope rewrote). The row
+// itself is no substitute: a later op may have changed it.
 func (s *Service) idemRecord(p core.Principal, op core.Op, pl *opPlan, rec *core.Record) core.IdempotencyRecord {
-	return core.IdempotencyRecord{Principal: p.ID, OpID: op.OpID, RequestHash: pl.hash,
-		Status: core.StatusApplied, Record: rec, CreatedAt: core.Micro(s.clock.Now())}
+	r := core.IdempotencyRecord{Principal: p.ID, OpID: op.OpID, RequestHash: pl.hash,
+		Status: core.StatusApplied, CreatedAt: core.Micro(s.clock.Now())}
+	if rec != nil {
+		kept := core.Record{UpdatedAt: rec.UpdatedAt, DeletedAt: rec.DeletedAt, EditedAt: rec.EditedAt, Data: rec.Data}
+		if op.Type == core.OpUpsert && bytes.Equal(rec.Data, op.Payload) {
+			kept.Data = nil
+		}
+		r.Record = &kept
+	}
+	return r
+}
+
+// keptAnswer rebuilds the answer of an applied op from its idempotency
+// record, for a re-send of the same request (same hash: same kind, id and
+// canonical payload): what idemRecord left out comes from op. A record kept
+// whole (as older versions did) is returned as it is.
+func keptAnswer(op core.Op, kept *core.Record) *core.Record {
+	if kept == nil {
+		return nil
+	}
+	rec := *kept
+	if rec.Kind == "" {
+		rec.Kind = op.Kind
+	}
+	if rec.ID == "" {
+		rec.ID = op.ID
+	}
+	if rec.Data == nil && op.Type == core.OpUpsert {
+		rec.Data = op.Payload
+	}
+	return &rec
 }
 
 // opTx is the op-by-op rowAccess: each op reads and writes through the

@@ -214,14 +214,64 @@ func (t *Tx) feed(sq *bun.SelectQuery, k *kindInfo, q core.ChangesQuery) (_ *bun
 	return sq.Where("? IN (?)", bun.Ident(col), bun.In(q.Filter.Values)), false, nil
 }
 
-// idemRow is a row of offsync_idempotency.
+// idemRow is a row of offsync_idempotency as idemSelect reads it. The
+// answered record is kept in columns, as given (its kind, id and data may
+// be empty: the authority leaves out what a re-sent request tells it); a
+// NULL updated_at is no record. Legacy holds the whole record as JSON on
+// rows written before migration 3, which have no record columns.
 type idemRow struct {
-	Principal   string         `bun:"principal"`
-	OpID        string         `bun:"op_id"`
-	RequestHash string         `bun:"request_hash"`
-	Status      int            `bun:"status"`
-	Record      sql.NullString `bun:"record"`
-	CreatedAt   int64          `bun:"created_at"`
+	Principal   string
+	OpID        string
+	RequestHash string
+	Status      int
+	CreatedAt   int64
+	Kind, ID    sql.NullString
+	UpdatedAt   sql.NullInt64
+	DeletedAt   sql.NullInt64
+	EditedAt    sql.NullInt64
+	Data        sql.NullString
+	Legacy      sql.NullString
+}
+
+func (r *idemRow) scan(rows interface{ Scan(...any) error }) error {
+	return rows.Scan(&r.Principal, &r.OpID, &r.RequestHash, &r.Status, &r.CreatedAt,
+		&r.Kind, &r.ID, &r.UpdatedAt, &r.DeletedAt, &r.EditedAt, &r.Data, &r.Legacy)
+}
+
+// record returns the idempotency record the row holds.
+func (r *idemRow) record() (core.IdempotencyRecord, error) {
+	out := core.IdempotencyRecord{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
+		Status: core.PushStatus(r.Status), CreatedAt: fromMicro(r.CreatedAt)}
+	switch {
+	case r.Legacy.Valid:
+		rec, err := decodeRecord(r.Legacy)
+		if err != nil {
+			return out, err
+		}
+		out.Record = rec
+	case r.UpdatedAt.Valid:
+		rec := &core.Record{Kind: r.Kind.String, ID: r.ID.String, UpdatedAt: fromMicro(r.UpdatedAt.Int64),
+			DeletedAt: fromMicro(r.DeletedAt.Int64), EditedAt: fromMicro(r.EditedAt.Int64)}
+		if r.Data.Valid {
+			rec.Data = json.RawMessage(r.Data.String)
+		}
+		out.Record = rec
+	}
+	return out, nil
+}
+
+// idemArgs appends the values of idemColumns for r.
+func idemArgs(args []any, r *core.IdempotencyRecord) []any {
+	args = append(args, r.Principal, r.OpID, r.RequestHash, int64(r.Status), micro(r.CreatedAt))
+	rec := r.Record
+	if rec == nil {
+		return append(args, nil, nil, nil, nil, nil, nil)
+	}
+	var data any
+	if rec.Data != nil {
+		data = string(rec.Data)
+	}
+	return append(args, rec.Kind, rec.ID, micro(rec.UpdatedAt), micro(rec.DeletedAt), micro(rec.EditedAt), data)
 }
 
 // Idempotent implements core.AuthorityTx.

@@ -220,15 +220,14 @@ func (t *Tx) IdempotentMany(ctx context.Context, principal string, opIDs []strin
 		defer rows.Close()
 		for rows.Next() {
 			var r idemRow
-			if err := rows.Scan(&r.Principal, &r.OpID, &r.RequestHash, &r.Status, &r.Record, &r.CreatedAt); err != nil {
+			if err := r.scan(rows); err != nil {
 				return t.dbErr("idempotency", err)
 			}
-			rec, err := decodeRecord(r.Record)
+			rec, err := r.record()
 			if err != nil {
 				return err
 			}
-			out[r.OpID] = core.IdempotencyRecord{Principal: r.Principal, OpID: r.OpID, RequestHash: r.RequestHash,
-				Status: core.PushStatus(r.Status), Record: rec, CreatedAt: fromMicro(r.CreatedAt)}
+			out[r.OpID] = rec
 		}
 		return t.dbErr("idempotency", rows.Err())
 	})
@@ -251,7 +250,7 @@ func (t *Tx) PutIdempotentMany(ctx context.Context, recs []core.IdempotencyRecor
 	if t.readOnly {
 		return fmt.Errorf("%w: write in a read transaction", core.ErrInvalid)
 	}
-	args := make([]any, 0, 6*min(len(recs), rowBatches[0]))
+	args := make([]any, 0, 11*min(len(recs), rowBatches[0]))
 	kept := make([]int, 0, len(recs))
 	for i, r := range recs {
 		if last[key{r.Principal, r.OpID}] == i {
@@ -262,12 +261,7 @@ func (t *Tx) PutIdempotentMany(ctx context.Context, recs []core.IdempotencyRecor
 		n := batchSize(len(kept))
 		args = args[:0]
 		for _, i := range kept[:n] {
-			r := recs[i]
-			enc, err := encodeRecord(r.Record)
-			if err != nil {
-				return err
-			}
-			args = append(args, r.Principal, r.OpID, r.RequestHash, int64(r.Status), enc, micro(r.CreatedAt))
+			args = idemArgs(args, &recs[i])
 		}
 		if _, err := t.exec(ctx, t.s.sys.putIdem[n], args...); err != nil {
 			return t.dbErr("put idempotency", err)

@@ -22,7 +22,14 @@ type sysSQL struct {
 	putIdem    map[int]string // multi-row upsert of idempotency records
 }
 
-const idemColumns = "principal, op_id, request_hash, status, record, created_at"
+// idemColumns are the columns of an idempotency record: its key and
+// request hash, then the answered record in columns (migration 3), then the
+// whole record as JSON, written by versions before migration 3 and read
+// when present (it is NULL on every row written since).
+const (
+	idemColumns = "principal, op_id, request_hash, status, created_at, kind, id, updated_at, deleted_at, edited_at, data"
+	idemSelect  = idemColumns + ", record"
+)
 
 func newSysSQL(postgres bool) *sysSQL {
 	q := &sysSQL{postgres: postgres, deleteOps: map[int]string{}, setState: map[int]string{},
@@ -45,12 +52,14 @@ func newSysSQL(postgres bool) *sysSQL {
 		q.deleteOps[n] = q.numbered("DELETE FROM offsync_outbox WHERE op_id IN " + in)
 		q.setState[n] = q.numbered("UPDATE offsync_outbox SET state = ? WHERE op_id IN " + in + " RETURNING op_id")
 		q.pending[n] = q.numbered("SELECT DISTINCT id FROM offsync_outbox WHERE kind = ? AND id IN " + in)
-		q.idemIn[n] = q.numbered("SELECT " + idemColumns + " FROM offsync_idempotency WHERE principal = ? AND op_id IN " + in)
-		row := "(?, ?, ?, ?, ?, ?)"
+		q.idemIn[n] = q.numbered("SELECT " + idemSelect + " FROM offsync_idempotency WHERE principal = ? AND op_id IN " + in)
+		row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 		q.putIdem[n] = q.numbered("INSERT INTO offsync_idempotency (" + idemColumns + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") +
 			` ON CONFLICT (principal, op_id) DO UPDATE SET request_hash = EXCLUDED.request_hash,
-				status = EXCLUDED.status, record = EXCLUDED.record, created_at = EXCLUDED.created_at`)
+				status = EXCLUDED.status, created_at = EXCLUDED.created_at, kind = EXCLUDED.kind, id = EXCLUDED.id,
+				updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at, edited_at = EXCLUDED.edited_at,
+				data = EXCLUDED.data, record = NULL`)
 	}
 	return q
 }
