@@ -4,87 +4,176 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 )
 
-// metaResyncKept keys, while a clearing resync of a kind is under way, the
-// ids of the rows its clear kept because they had ops in the outbox and
-// that its walk has not brought yet. A kept row whose op then settles with
-// an answer the authority no longer stands by (a replayed answer to an op
-// whose record was deleted and its tombstone collected since) would
-// otherwise outlive the record: the walk from the start never mentions it.
-// When the walk ends, such a row without ops left is removed. The list is
-// written in the transactions of the clear and of each page, so it survives
-// a crash with the resync it belongs to.
-const metaResyncKept = "resync_kept:"
+// A walk of a kind from the start (a resync, or a replica's first pull)
+// must end with the replica holding no row the authority no longer has. The
+// walk itself removes only what it brings (tombstones), and a tombstone the
+// authority collected is never brought: a walk from the start is never
+// reset_required. So the rows the walk must bring are listed when it
+// starts, each id is crossed off when a page brings it, and when the walk
+// ends the rows it did not bring and that have no op in the outbox are
+// removed (a row with ops is settled by its ops' answers, guarantee G3 of
+// docs/guarantees.md):
+//
+//   - a clearing resync lists the rows its clear kept because they had ops;
+//     one of them whose op then settles with an answer the authority no
+//     longer stands by (a replayed answer to an op whose record was deleted
+//     and its tombstone collected since) would otherwise outlive the record;
+//   - a replica's first walk (zero cursor, no resync under way) lists the
+//     rows it holds already, its own pushes settled, which another replica
+//     may have deleted and the authority collected since.
+//
+// A resync that keeps its rows does not walk from the start (see
+// keepFrom). The list lives in meta with the resync's mode, under
+// metaResync+kind ("clear", "keep" or "first", then a space and the ids as
+// a JSON array when there are some), and is written in the transactions
+// that start the resync and apply each page that crosses ids off, so it
+// survives a crash with the walk it belongs to. Reading it costs one meta
+// read per Sync, which scheduleResync does anyway; a page that crosses
+// nothing off writes nothing.
 
-// rememberKeptRows records the ids of kind's rows that have ops: the rows a
-// clear keeps.
-func rememberKeptRows(ctx context.Context, tx Tx, kind string) error {
-	ops, err := tx.Ops(ctx, OpFilter{Kinds: []string{kind}})
+// The modes of a walk's bookkeeping.
+const (
+	walkClear = "clear" // a resync that cleared the kind's rows
+	walkKeep  = "keep"  // a resync that kept them
+	walkFirst = "first" // a replica's first walk of the kind
+)
+
+// walkState is a kind's walk bookkeeping as stored under metaResync+kind.
+type walkState struct {
+	mode    string   // "" (none), walkClear, walkKeep or walkFirst
+	ids     []string // sorted: rows the walk has not brought yet
+	unsaved bool     // not stored yet (a first walk's list, until its first page)
+}
+
+// resync reports whether a resync is under way.
+func (w walkState) resync() bool { return w.mode == walkClear || w.mode == walkKeep }
+
+// idle reports whether there is nothing to finish.
+func (w walkState) idle() bool { return w.mode == "" && len(w.ids) == 0 }
+
+func (w walkState) encode() (string, error) {
+	if w.mode == "" || (w.mode == walkFirst && len(w.ids) == 0) {
+		return "", nil
+	}
+	if len(w.ids) == 0 {
+		return w.mode, nil
+	}
+	b, err := json.Marshal(w.ids)
+	if err != nil {
+		return "", err
+	}
+	return w.mode + " " + string(b), nil
+}
+
+func decodeWalk(kind, v string) (walkState, error) {
+	mode, list, _ := strings.Cut(v, " ")
+	w := walkState{mode: mode}
+	switch mode {
+	case walkClear, walkKeep, walkFirst:
+	default:
+		return walkState{}, fmt.Errorf("%w: meta %s%s holds %q, not a walk's state", ErrInvalid, metaResync, kind, v)
+	}
+	if list != "" {
+		if err := json.Unmarshal([]byte(list), &w.ids); err != nil {
+			return walkState{}, fmt.Errorf("%w: meta %s%s: %v", ErrInvalid, metaResync, kind, err)
+		}
+	}
+	return w, nil
+}
+
+// readWalk reads kind's walk bookkeeping (one meta read).
+func readWalk(ctx context.Context, tx Tx, kind string) (walkState, error) {
+	v, err := tx.Meta(ctx, metaResync+kind)
+	if errors.Is(err, ErrNotFound) || (err == nil && v == "") {
+		return walkState{}, nil
+	} else if err != nil {
+		return walkState{}, err
+	}
+	return decodeWalk(kind, v)
+}
+
+// writeWalk stores kind's walk bookkeeping; an idle one deletes it.
+func writeWalk(ctx context.Context, tx Tx, kind string, w walkState) error {
+	v, err := w.encode()
 	if err != nil {
 		return err
+	}
+	return tx.SetMeta(ctx, metaResync+kind, v)
+}
+
+// opIDs returns the sorted ids of kind's rows that have ops.
+func opIDs(ctx context.Context, tx Tx, kind string) ([]string, error) {
+	ops, err := tx.Ops(ctx, OpFilter{Kinds: []string{kind}})
+	if err != nil {
+		return nil, err
 	}
 	var ids []string
 	for _, op := range ops {
 		ids = append(ids, op.ID)
 	}
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	return setKeptRows(ctx, tx, kind, ids)
+	return slices.Compact(ids), nil
 }
 
-func keptRows(ctx context.Context, tx Tx, kind string) ([]string, error) {
-	v, err := tx.Meta(ctx, metaResyncKept+kind)
-	if errors.Is(err, ErrNotFound) || v == "" {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
+// firstWalk lists the rows of kind a replica holds when it starts its first
+// walk of the kind, tombstones included (a local delete not pushed yet has
+// an op; a settled tombstone the walk does not bring is dropped too). A
+// replica that holds none (a new one) costs one read and lists nothing.
+func firstWalk(ctx context.Context, tx Tx, kind string) (walkState, error) {
+	const chunk = 1000
 	var ids []string
-	if err := json.Unmarshal([]byte(v), &ids); err != nil {
-		return nil, err
-	}
-	return ids, nil
-}
-
-func setKeptRows(ctx context.Context, tx Tx, kind string, ids []string) error {
-	if len(ids) == 0 {
-		if _, err := tx.Meta(ctx, metaResyncKept+kind); errors.Is(err, ErrNotFound) {
-			return nil
+	after := ""
+	for {
+		recs, err := tx.List(ctx, kind, ListOptions{AfterID: after, Limit: chunk, IncludeDeleted: true})
+		if err != nil {
+			return walkState{}, err
 		}
-		return tx.SetMeta(ctx, metaResyncKept+kind, "")
+		for _, r := range recs {
+			ids = append(ids, r.ID)
+		}
+		if len(recs) < chunk {
+			break
+		}
+		after = recs[len(recs)-1].ID
 	}
-	b, err := json.Marshal(ids)
-	if err != nil {
-		return err
+	if len(ids) == 0 {
+		return walkState{}, nil
 	}
-	return tx.SetMeta(ctx, metaResyncKept+kind, string(b))
+	slices.Sort(ids)
+	return walkState{mode: walkFirst, ids: slices.Compact(ids), unsaved: true}, nil
 }
 
-// keptRowsSeen drops from the list the ids a page brought: the authority
-// has those records.
-func keptRowsSeen(ctx context.Context, tx Tx, kind string, recs []Record) error {
-	ids, err := keptRows(ctx, tx, kind)
-	if err != nil || len(ids) == 0 {
-		return err
+// seen crosses off the ids a page brought: the authority has those
+// records. It reports whether anything changed.
+func (w walkState) seen(recs []Record) (walkState, bool) {
+	if len(w.ids) == 0 {
+		return w, false
 	}
-	seen := make(map[string]bool, len(recs))
+	brought := make(map[string]bool, len(recs))
 	for i := range recs {
-		seen[recs[i].ID] = true
+		brought[recs[i].ID] = true
 	}
-	left := slices.DeleteFunc(ids, func(id string) bool { return seen[id] })
-	return setKeptRows(ctx, tx, kind, left)
+	left := make([]string, 0, len(w.ids))
+	for _, id := range w.ids {
+		if !brought[id] {
+			left = append(left, id)
+		}
+	}
+	if len(left) == len(w.ids) {
+		return w, false
+	}
+	return walkState{mode: w.mode, ids: left, unsaved: w.unsaved}, true
 }
 
-// sweepKeptRows ends the walk of a clearing resync: a row the clear kept,
-// that the walk never brought and that has no op left, is a record the
-// authority no longer has, and is removed.
-func sweepKeptRows(ctx context.Context, tx Tx, kind string) error {
-	ids, err := keptRows(ctx, tx, kind)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
+// sweep ends a walk from the start: a listed row the walk never brought
+// and that has no op left is a record the authority no longer has, and is
+// removed.
+func sweep(ctx context.Context, tx Tx, kind string, ids []string) error {
 	for _, id := range ids {
 		ops, err := tx.Ops(ctx, OpFilter{Kind: kind, ID: id})
 		if err != nil {
@@ -97,43 +186,5 @@ func sweepKeptRows(ctx context.Context, tx Tx, kind string) error {
 			return err
 		}
 	}
-	return setKeptRows(ctx, tx, kind, nil)
-}
-
-// beginFirstWalk prepares a walk of kind from the start outside a resync
-// (a replica's first pull): the rows it already holds (its own pushes,
-// settled) are listed like a clear's kept rows, so that one whose record
-// the authority deleted and collected meanwhile is removed when the walk
-// ends. A zero cursor is never reset_required, so nothing else would
-// remove it. A resync under way has its own list; a walk resumed after an
-// interruption keeps the list it had.
-func beginFirstWalk(ctx context.Context, st Store, kind string) error {
-	return st.Update(ctx, func(ctx context.Context, tx Tx) error {
-		if _, err := tx.Meta(ctx, metaResync+kind); err == nil {
-			return nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if _, err := tx.Meta(ctx, metaResyncKept+kind); err == nil {
-			return nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		var ids []string
-		after := ""
-		for {
-			recs, err := tx.List(ctx, kind, ListOptions{AfterID: after, Limit: 1000, IncludeDeleted: true})
-			if err != nil {
-				return err
-			}
-			for _, r := range recs {
-				ids = append(ids, r.ID)
-			}
-			if len(recs) < 1000 {
-				break
-			}
-			after = recs[len(recs)-1].ID
-		}
-		return setKeptRows(ctx, tx, kind, ids)
-	})
+	return nil
 }

@@ -73,10 +73,11 @@ func (e *Engine) Sync(ctx context.Context, opts ...SyncOption) (Stats, error) {
 		}
 	}
 	if len(cfg.pull) > 0 && ctx.Err() == nil {
-		if err := e.scheduleResync(ctx, cfg.pull); err != nil {
+		walks, err := e.scheduleResync(ctx, cfg.pull)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		if err := e.pull(ctx, cfg.pull, &st); err != nil {
+		if err := e.pull(ctx, cfg.pull, &st, walks); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -115,19 +116,22 @@ func (e *Engine) fail(kind string, err error, willRetry bool, st *Stats) error {
 // ---- pull ----
 
 const (
-	metaResync   = "resync:"    // kind → "clear" or "keep" while a resync is under way
+	metaResync   = "resync:"    // kind → a walk's state (resynckept.go): a resync under way, or a first walk's list
 	metaResyncAt = "resync_at:" // kind → unix micros of the last completed resync
 )
 
 // pull walks each kind's feed from its cursor, page by page; each page and
 // the cursor after it commit together (guarantee G4, docs/guarantees.md).
-func (e *Engine) pull(ctx context.Context, kinds []string, st *Stats) error {
+// walks holds the walk state of kinds already read (scheduleResync, or a
+// resync just started); pullKind reads the others.
+func (e *Engine) pull(ctx context.Context, kinds []string, st *Stats, walks map[string]walkState) error {
 	var errs []error
 	for _, kind := range e.order {
 		if !slices.Contains(kinds, kind) {
 			continue
 		}
-		if err := e.pullKind(ctx, kind, st); err != nil {
+		w, known := walks[kind]
+		if err := e.pullKind(ctx, kind, st, w, known); err != nil {
 			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
@@ -155,8 +159,8 @@ func (e *Engine) fetchPage(ctx context.Context, req PullRequest) <-chan pulled {
 	return ch
 }
 
-func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
-	cursor, err := e.Cursor(ctx, kind)
+func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats, walk walkState, known bool) error {
+	cursor, walk, err := e.beginWalk(ctx, kind, walk, known)
 	if err != nil {
 		return e.fail(kind, fmt.Errorf("offsync: read cursor of %q: %w", kind, err), false, st)
 	}
@@ -168,11 +172,6 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 			<-inflight
 		}
 	}()
-	if cursor.IsZero() {
-		if err := beginFirstWalk(ctx, e.store, kind); err != nil {
-			return e.fail(kind, err, false, st)
-		}
-	}
 	first := PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}
 	inflight = e.fetchPage(ctx, first)
 	resetDone, tokenRetried, withToken := false, false, false
@@ -183,7 +182,7 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 		switch {
 		case errors.Is(err, ErrResetRequired) && !resetDone:
 			resetDone = true
-			if err := e.startResync(ctx, kind, true, "reset_required"); err != nil {
+			if walk, err = e.startResync(ctx, kind, true, "reset_required"); err != nil {
 				return e.fail(kind, err, false, st)
 			}
 			cursor = Cursor{}
@@ -206,7 +205,7 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 		if more {
 			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, After: next, PageToken: page.NextPageToken, Limit: e.opts.PageSize}), true
 		}
-		if err := e.applyPage(ctx, kind, next, page, st); err != nil {
+		if walk, err = e.applyPage(ctx, kind, next, page, walk, st); err != nil {
 			return e.fail(kind, err, false, st)
 		}
 		cursor = next
@@ -214,7 +213,33 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats) error {
 			break
 		}
 	}
-	return e.finishResync(ctx, kind)
+	if err := e.finishWalk(ctx, kind, walk); err != nil {
+		return e.fail(kind, fmt.Errorf("offsync: finish the walk of %q: %w", kind, err), false, st)
+	}
+	return nil
+}
+
+// beginWalk reads, in one read transaction, the cursor of kind and, unless
+// known, its walk state; a walk from a zero cursor outside a resync is a
+// first walk, which lists the rows the replica holds (resynckept.go).
+func (e *Engine) beginWalk(ctx context.Context, kind string, walk walkState, known bool) (Cursor, walkState, error) {
+	var c Cursor
+	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		if c, err = tx.Cursor(ctx, kind); err != nil {
+			return err
+		}
+		if !known {
+			if walk, err = readWalk(ctx, tx, kind); err != nil {
+				return err
+			}
+		}
+		if c.IsZero() && walk.idle() {
+			walk, err = firstWalk(ctx, tx, kind)
+		}
+		return err
+	})
+	return c, walk, err
 }
 
 // checkPage validates a page of kind after cursor and returns the cursor
@@ -239,12 +264,17 @@ func checkPage(kind string, cursor Cursor, recs []Record) (Cursor, error) {
 	return next, nil
 }
 
-// applyPage commits a checked page with the cursor after it.
-func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page Page, st *Stats) error {
+// applyPage commits a checked page with the cursor after it, and the walk's
+// list without the ids the page brought; it returns the walk state after
+// it.
+func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page Page, walk walkState, st *Stats) (walkState, error) {
 	if len(page.Records) == 0 {
-		return nil
+		return walk, nil
 	}
 	var res ApplyResult
+	after, write := walk.seen(page.Records)
+	write = write || walk.unsaved // a first walk's list is written with its first page
+	after.unsaved = false
 	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		res, err = tx.ApplyPage(ctx, kind, page.Records)
@@ -256,20 +286,22 @@ func (e *Engine) applyPage(ctx context.Context, kind string, next Cursor, page P
 				return err
 			}
 		}
-		if err := keptRowsSeen(ctx, tx, kind, page.Records); err != nil {
-			return err
+		if write {
+			if err := writeWalk(ctx, tx, kind, after); err != nil {
+				return err
+			}
 		}
 		e.checkpoint("mid_page_apply")
 		return tx.SetCursor(ctx, kind, next)
 	})
 	if err != nil {
-		return fmt.Errorf("offsync: apply page of %q: %w", kind, err)
+		return walk, fmt.Errorf("offsync: apply page of %q: %w", kind, err)
 	}
 	st.Pulled += res.Upserts + res.Deletes
 	st.Kept += res.Kept
 	e.emit(PagePulled{At: e.at(), Kind: kind, Upserts: res.Upserts, Deletes: res.Deletes, Kept: res.Kept, Remaining: page.Remaining,
 		Newest: next.UpdatedAt})
-	return nil
+	return after, nil
 }
 
 // ---- resync ----
@@ -298,61 +330,89 @@ func (e *Engine) Resync(ctx context.Context, kinds []string, clearData bool) (St
 	if err := e.push(ctx, kinds, &st); err != nil {
 		errs = append(errs, err)
 	}
+	walks := map[string]walkState{}
 	for _, k := range e.order {
 		if slices.Contains(kinds, k) {
-			if err := e.startResync(ctx, k, clearData, "requested"); err != nil {
+			w, err := e.startResync(ctx, k, clearData, "requested")
+			if err != nil {
 				errs = append(errs, e.fail(k, err, false, &st))
+				continue
 			}
+			walks[k] = w
 		}
 	}
-	if err := e.pull(ctx, kinds, &st); err != nil {
+	if err := e.pull(ctx, kinds, &st, walks); err != nil {
 		errs = append(errs, err)
 	}
 	e.emit(SyncCompleted{At: e.at(), Stats: st})
 	return st, errors.Join(errs...)
 }
 
+// keepFrom is where a resync that keeps its rows starts: the feed's first
+// microsecond rather than the zero cursor. A walk from the zero cursor is
+// never reset_required and removes only rows it lists (resynckept.go); a
+// walk that keeps every row and lists none would keep, forever, a row whose
+// tombstone the authority collected. From keepFrom, an authority that has
+// collected tombstones of the kind answers reset_required at once (or when
+// a collection overtakes the walk), and the resync clears instead; one that
+// has collected none serves the whole feed.
+var keepFrom = Cursor{UpdatedAt: time.UnixMicro(1).UTC()}
+
 // startResync resets a kind's cursor (and clears its rows) in one
-// transaction that also records the resync as under way.
-func (e *Engine) startResync(ctx context.Context, kind string, clear bool, reason string) error {
-	mode := "keep"
-	if clear {
-		mode = "clear"
-	}
+// transaction that also records the resync as under way, and returns the
+// walk state it recorded: a clear lists the rows it kept because they have
+// ops.
+func (e *Engine) startResync(ctx context.Context, kind string, clear bool, reason string) (walkState, error) {
+	var w walkState
 	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		w = walkState{mode: walkKeep}
+		from := keepFrom
 		if clear {
 			if _, err := tx.ClearKind(ctx, kind); err != nil {
 				return err
 			}
-			if err := rememberKeptRows(ctx, tx, kind); err != nil {
+			ids, err := opIDs(ctx, tx, kind)
+			if err != nil {
 				return err
 			}
+			w, from = walkState{mode: walkClear, ids: ids}, Cursor{}
+		} else {
+			// A first walk's list still stands: the walk that ends the
+			// resync brings what the first one did not.
+			old, err := readWalk(ctx, tx, kind)
+			if err != nil {
+				return err
+			}
+			w.ids = old.ids
 		}
-		if err := tx.SetCursor(ctx, kind, Cursor{}); err != nil {
+		if err := tx.SetCursor(ctx, kind, from); err != nil {
 			return err
 		}
-		return tx.SetMeta(ctx, metaResync+kind, mode)
+		return writeWalk(ctx, tx, kind, w)
 	})
 	if err != nil {
-		return fmt.Errorf("offsync: start resync of %q: %w", kind, err)
+		return walkState{}, fmt.Errorf("offsync: start resync of %q: %w", kind, err)
 	}
 	e.emit(ResyncStarted{At: e.at(), Kind: kind, ClearData: clear, Reason: reason})
-	return nil
+	return w, nil
 }
 
-// finishResync records the end of a resync of kind, if one was under way.
-func (e *Engine) finishResync(ctx context.Context, kind string) error {
+// finishWalk ends a walk that got to the end of the feed: the rows it
+// listed and did not bring are swept, and a resync under way is recorded
+// as done. A walk with nothing to finish costs nothing.
+func (e *Engine) finishWalk(ctx context.Context, kind string, w walkState) error {
+	if w.idle() {
+		return nil
+	}
 	return e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		if err := sweepKeptRows(ctx, tx, kind); err != nil {
+		if err := sweep(ctx, tx, kind, w.ids); err != nil {
 			return err
 		}
-		if _, err := tx.Meta(ctx, metaResync+kind); errors.Is(err, ErrNotFound) {
+		if err := writeWalk(ctx, tx, kind, walkState{}); err != nil {
+			return err
+		}
+		if !w.resync() {
 			return nil
-		} else if err != nil {
-			return err
-		}
-		if err := tx.SetMeta(ctx, metaResync+kind, ""); err != nil {
-			return err
 		}
 		return tx.SetMeta(ctx, metaResyncAt+kind, strconv.FormatInt(e.now().UnixMicro(), 10))
 	})
@@ -360,7 +420,8 @@ func (e *Engine) finishResync(ctx context.Context, kind string) error {
 
 // scheduleResync starts a resync of each kind whose last one is older than
 // Options.ResyncInterval, and reports resyncs resumed after an interruption.
-func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
+// It returns the walk state of each kind, for pull.
+func (e *Engine) scheduleResync(ctx context.Context, kinds []string) (map[string]walkState, error) {
 	type due struct {
 		kind    string
 		resumed bool
@@ -368,13 +429,17 @@ func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
 	}
 	var dues []due
 	var startClock []string
+	walks := make(map[string]walkState, len(kinds))
 	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
 		for _, k := range kinds {
-			if mode, err := tx.Meta(ctx, metaResync+k); err == nil {
-				dues = append(dues, due{k, true, mode})
-				continue
-			} else if !errors.Is(err, ErrNotFound) {
+			w, err := readWalk(ctx, tx, k)
+			if err != nil {
 				return err
+			}
+			walks[k] = w
+			if w.resync() {
+				dues = append(dues, due{k, true, w.mode})
+				continue
 			}
 			if e.opts.ResyncInterval <= 0 {
 				continue
@@ -395,7 +460,7 @@ func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(startClock) > 0 {
 		err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
@@ -407,19 +472,21 @@ func (e *Engine) scheduleResync(ctx context.Context, kinds []string) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, d := range dues {
 		if d.resumed {
-			e.emit(ResyncStarted{At: e.at(), Kind: d.kind, ClearData: d.mode == "clear", Resumed: true, Reason: "resumed"})
+			e.emit(ResyncStarted{At: e.at(), Kind: d.kind, ClearData: d.mode == walkClear, Resumed: true, Reason: "resumed"})
 			continue
 		}
-		if err := e.startResync(ctx, d.kind, false, "scheduled"); err != nil {
-			return err
+		w, err := e.startResync(ctx, d.kind, false, "scheduled")
+		if err != nil {
+			return nil, err
 		}
+		walks[d.kind] = w
 	}
-	return nil
+	return walks, nil
 }
 
 // metaKept keys the version of a record that a pull left alone because the
