@@ -195,3 +195,100 @@ func ExampleService_Collect() {
 	// tombstones left: 0
 	// reset required: true
 }
+
+// A page token carries the kind's horizon when it was issued: a collection
+// that overtakes the walk (removes tombstones after the token's position)
+// makes the token reset_required, since the walk would skip those deletes.
+// A token at or after the new horizon is served, and so is a token of a
+// walk from the start (the replica removes, when its walk ends, the rows
+// the walk did not bring).
+func TestCollectResetsOvertakenPageToken(t *testing.T) {
+	ctx := t.Context()
+	clock := core.NewManualClock(t0)
+	svc, _ := newService(t, &server.Options{Clock: clock, TombstoneRetention: 24 * time.Hour})
+	ver := map[string]time.Time{}
+	for i, id := range []string{"a", "b", "c"} {
+		ver[id] = push1(t, ctx, svc, upsert(fmt.Sprint("u", i), "note", id, `{}`, time.Time{})).Record.UpdatedAt
+	}
+	da := push1(t, ctx, svc, del("da", "note", "a", ver["a"])).Record.UpdatedAt
+	for i, id := range []string{"d", "e", "f", "g"} {
+		ver[id] = push1(t, ctx, svc, upsert(fmt.Sprint("v", i), "note", id, `{}`, time.Time{})).Record.UpdatedAt
+	}
+	// Walks under way before any collection: one resumed from c, one from
+	// the start.
+	from := core.PullRequest{Kind: "note", After: core.Cursor{UpdatedAt: ver["b"], ID: "b"}, Limit: 1}
+	atC := pull1(t, ctx, svc, from, "c")
+	atA := pull1(t, ctx, svc, core.PullRequest{Kind: "note", Limit: 1, PageToken: atC}, "a") // a's tombstone: at the horizon to come
+	atD := pull1(t, ctx, svc, core.PullRequest{Kind: "note", Limit: 1, PageToken: atA}, "d")
+	start := pull1(t, ctx, svc, core.PullRequest{Kind: "note", Limit: 1}, "b")
+
+	clock.Advance(time.Minute)
+	de := push1(t, ctx, svc, del("de", "note", "e", ver["e"])).Record.UpdatedAt
+	clock.Advance(48 * time.Hour)
+	if _, err := svc.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The horizon is now e's tombstone: a, e collected.
+	if _, err := svc.Pull(ctx, core.PullRequest{Kind: "note", Limit: 1, PageToken: atC}); !errors.Is(err, core.ErrResetRequired) {
+		t.Fatalf("a token at c, issued before a collection up to %s: %v, want ErrResetRequired", core.FormatTime(de), err)
+	}
+	if _, err := svc.Pull(ctx, core.PullRequest{Kind: "note", Limit: 1, PageToken: atD}); !errors.Is(err, core.ErrResetRequired) {
+		t.Fatalf("a token at d, issued before e's tombstone was collected: %v, want ErrResetRequired", err)
+	}
+	// A walk from the start is served through the collection: e is simply
+	// not in it any more.
+	var ids []string
+	req := core.PullRequest{Kind: "note", Limit: 1, PageToken: start}
+	for {
+		p, err := svc.Pull(ctx, req)
+		if err != nil {
+			t.Fatalf("a walk from the start, after the collection: %v", err)
+		}
+		for _, r := range p.Records {
+			ids = append(ids, r.ID)
+		}
+		if p.NextPageToken == "" {
+			break
+		}
+		req.PageToken = p.NextPageToken
+	}
+	if fmt.Sprint(ids) != "[c d f g]" {
+		t.Fatalf("the walk from the start brought %v after b, want [c d f g]", ids)
+	}
+	// A cursor older than the horizon is reset; one at it is served, and
+	// its walk's token is reset only by a collection that passes it.
+	if _, err := svc.Pull(ctx, core.PullRequest{Kind: "note", After: core.Cursor{UpdatedAt: da, ID: "a"}}); !errors.Is(err, core.ErrResetRequired) {
+		t.Fatalf("a cursor at a's tombstone, older than the horizon: %v, want ErrResetRequired", err)
+	}
+	vk := push1(t, ctx, svc, upsert("uk", "note", "k", `{}`, time.Time{})).Record.UpdatedAt
+	dk := push1(t, ctx, svc, del("dk", "note", "k", vk)).Record.UpdatedAt
+	push1(t, ctx, svc, upsert("um", "note", "m", `{}`, time.Time{}))
+	push1(t, ctx, svc, upsert("un", "note", "n", `{}`, time.Time{}))
+	atK := pull1(t, ctx, svc, core.PullRequest{Kind: "note", After: core.Cursor{UpdatedAt: de, ID: "e"}, Limit: 1}, "k")
+	clock.Advance(48 * time.Hour)
+	// The background pass may run when the clock moves; Collect reports
+	// the horizon either way.
+	got, err := svc.Collect(ctx, "note")
+	if err != nil || len(got) != 1 || !got[0].Horizon.Equal(dk) {
+		t.Fatalf("the second collection: %+v, %v; want the horizon at k's tombstone", got, err)
+	}
+	atM := pull1(t, ctx, svc, core.PullRequest{Kind: "note", Limit: 1, PageToken: atK}, "m") // at the new horizon: served
+	p, err := svc.Pull(ctx, core.PullRequest{Kind: "note", Limit: 1, PageToken: atM})
+	if err != nil || len(p.Records) != 1 || p.Records[0].ID != "n" {
+		t.Fatalf("a token issued after the collection: %+v, %v; want n", p, err)
+	}
+}
+
+// pull1 pulls req, checks that the page holds exactly the record id and
+// returns its next page token.
+func pull1(t *testing.T, ctx context.Context, svc *server.Service, req core.PullRequest, id string) string {
+	t.Helper()
+	p, err := svc.Pull(ctx, req)
+	if err != nil {
+		t.Fatalf("pull %+v: %v", req, err)
+	}
+	if len(p.Records) != 1 || p.Records[0].ID != id || p.NextPageToken == "" {
+		t.Fatalf("pull %+v: %d records (%v), token %q; want %s and a token", req, len(p.Records), p.Records, p.NextPageToken, id)
+	}
+	return p.NextPageToken
+}

@@ -7,18 +7,25 @@ import (
 	"github.com/offsync/offsync/core"
 )
 
-// pastHorizon reports whether a pull may have missed a collected
-// tombstone: it resumes from a cursor older than the kind's horizon. A zero
-// cursor is never past it (a walk from the start misses nothing that
-// matters: a collected tombstone's row is gone). A page token continues a
-// walk whose start was checked: its position is older than the horizon
-// whenever the walk began at the start of a long-lived kind, so checking it
-// would reset every full walk. Pull calls it after reading the page in the
-// same transaction, so a collection committed between the two is seen here
-// even where each statement reads its own snapshot (Postgres at READ
-// COMMITTED).
-func pastHorizon(ctx context.Context, tx core.Tx, kind string, req core.PullRequest) (bool, error) {
-	if req.PageToken != "" || req.After.IsZero() {
+// pastHorizon reports whether a pull from pos may have missed a collected
+// tombstone, pos being the request's cursor or its page token's position
+// (fromStart: the token's walk began at the start of the feed). Pull calls
+// it after reading the page, in the same transaction, so a collection
+// committed between the two is seen here even where each statement reads
+// its own snapshot (Postgres at READ COMMITTED).
+//
+//   - A walk from the start (a zero cursor, or a page token of such a
+//     walk) is never past it, and costs no read: a replica that pulls a
+//     kind from the start holds no rows of it but those it removes, when
+//     the walk ends, if the walk did not bring them.
+//   - Any other position older than the kind's horizon is past it: a
+//     cursor, because tombstones newer than it were collected; a page
+//     token, because a collection since it was issued overtook the walk
+//     (the walk's start was at or after the horizon then, and every page
+//     since was checked), removing tombstones before the walk reached
+//     them.
+func pastHorizon(ctx context.Context, tx core.Tx, kind string, pos core.Cursor, fromStart bool) (bool, error) {
+	if fromStart {
 		return false, nil
 	}
 	tt, ok := tx.(core.TombstoneTx)
@@ -29,11 +36,15 @@ func pastHorizon(ctx context.Context, tx core.Tx, kind string, req core.PullRequ
 	if err != nil {
 		return false, err
 	}
-	return !h.IsZero() && core.Micro(req.After.UpdatedAt).Before(h), nil
+	return !h.IsZero() && core.Micro(pos.UpdatedAt).Before(h), nil
 }
 
 // resetErr is the error of a pull past the horizon.
-func resetErr(kind string, after core.Cursor) error {
-	return fmt.Errorf("server: pull %q after %s: tombstones older than the cursor were collected, pull the kind from the start: %w",
-		kind, core.FormatTime(after.UpdatedAt), core.ErrResetRequired)
+func resetErr(kind string, pos core.Cursor, token bool) error {
+	what := "after " + core.FormatTime(pos.UpdatedAt)
+	if token {
+		what = "with a page token at " + core.FormatTime(pos.UpdatedAt)
+	}
+	return fmt.Errorf("server: pull %q %s: tombstones newer than that position were collected, pull the kind from the start: %w",
+		kind, what, core.ErrResetRequired)
 }

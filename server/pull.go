@@ -56,9 +56,10 @@ func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, er
 		}
 	}
 	after := core.Cursor{UpdatedAt: core.Micro(req.After.UpdatedAt), ID: req.After.ID}
-	tokRem := remaining{n: -1} // what the walk knew before this page
+	tokRem := remaining{n: -1}  // what the walk knew before this page
+	fromStart := after.IsZero() // the walk began at the start of the feed
 	if req.PageToken != "" {
-		if after, tokRem, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
+		if after, tokRem, fromStart, err = s.decodeToken(req.Kind, req.PageToken); err != nil {
 			return core.Page{}, err
 		}
 	}
@@ -78,7 +79,7 @@ func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, er
 		if recs, err = tx.Changes(ctx, q); err != nil {
 			return err
 		}
-		if reset, err = pastHorizon(ctx, tx, req.Kind, req); err != nil || reset {
+		if reset, err = pastHorizon(ctx, tx, req.Kind, after, fromStart); err != nil || reset {
 			return err
 		}
 		recs, more = s.cutPage(recs, limit)
@@ -106,12 +107,12 @@ func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, er
 		return core.Page{}, storeErr("pull "+req.Kind, err)
 	}
 	if reset {
-		return core.Page{}, resetErr(req.Kind, req.After)
+		return core.Page{}, resetErr(req.Kind, after, req.PageToken != "")
 	}
 	page := core.Page{Records: recs, Remaining: 0}
 	if more {
 		last := recs[len(recs)-1]
-		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}, rem)
+		page.NextPageToken = s.encodeToken(req.Kind, core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}, rem, fromStart)
 		page.Remaining = rem.exact()
 	}
 	return page, nil
@@ -236,18 +237,24 @@ func (s *Service) get(ctx context.Context, kind, id string) (core.Record, error)
 }
 
 // Page tokens: base64url(payload | HMAC-SHA256(secret, payload)[:16]) with
-// payload = version 3 | uvarint len(kind) | kind | int64 µs |
-// uvarint remaining | id, where remaining is 0 when unknown, 2n+1 for
-// exactly n rows, 2n+2 for at least n rows. Version 2 tokens (remaining
-// n+1, 0 unknown) are still read.
+// payload = version 4 | uvarint len(kind) | kind | int64 µs |
+// uvarint remaining | uvarint flags | id, where remaining is 0 when
+// unknown, 2n+1 for exactly n rows, 2n+2 for at least n rows, and flags
+// has bit 0 set for a walk that began at the start of the feed (see
+// pastHorizon). Version 3 tokens (no flags) and version 2 tokens (no
+// flags, remaining n+1, 0 unknown) are still read, as tokens of a walk
+// that did not begin at the start.
 const (
-	tokenVersion   = 3
+	tokenVersion   = 4
+	tokenVersionV3 = 3
 	tokenVersionV2 = 2
 	tokenMACLen    = 16
+
+	tokenFromStart = 1 // flag: the walk began at the start of the feed
 )
 
-func (s *Service) encodeToken(kind string, c core.Cursor, rem remaining) string {
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(kind)+8+len(c.ID)+tokenMACLen)
+func (s *Service) encodeToken(kind string, c core.Cursor, rem remaining, fromStart bool) string {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(kind)+8+len(c.ID)+tokenMACLen)
 	b = append(b, tokenVersion)
 	b = binary.AppendUvarint(b, uint64(len(kind)))
 	b = append(b, kind...)
@@ -261,6 +268,11 @@ func (s *Service) encodeToken(kind string, c core.Cursor, rem remaining) string 
 		v = 2*uint64(rem.n) + 1
 	}
 	b = binary.AppendUvarint(b, v)
+	var flags uint64
+	if fromStart {
+		flags |= tokenFromStart
+	}
+	b = binary.AppendUvarint(b, flags)
 	b = append(b, c.ID...)
 	b = append(b, s.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -272,9 +284,9 @@ func (s *Service) mac(b []byte) []byte {
 	return m.Sum(nil)[:tokenMACLen]
 }
 
-func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, error) {
-	bad := func(why string) (core.Cursor, remaining, error) {
-		return core.Cursor{}, remaining{}, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
+func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, bool, error) {
+	bad := func(why string) (core.Cursor, remaining, bool, error) {
+		return core.Cursor{}, remaining{}, false, fmt.Errorf("server: page token: %w: %s", core.ErrBadCursor, why)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
@@ -288,7 +300,7 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, error) 
 		return bad("signature does not match")
 	}
 	version := payload[0]
-	if version != tokenVersion && version != tokenVersionV2 {
+	if version != tokenVersion && version != tokenVersionV3 && version != tokenVersionV2 {
 		return bad("unknown version")
 	}
 	n, w := binary.Uvarint(payload[1:])
@@ -309,6 +321,16 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, error) 
 	if w <= 0 || v > 1<<62 {
 		return bad("malformed")
 	}
+	rest = rest[8+w:]
+	fromStart := false
+	if version == tokenVersion {
+		flags, w := binary.Uvarint(rest)
+		if w <= 0 || flags&^tokenFromStart != 0 {
+			return bad("malformed")
+		}
+		rest = rest[w:]
+		fromStart = flags&tokenFromStart != 0
+	}
 	rem := remaining{n: -1}
 	switch {
 	case v == 0:
@@ -319,5 +341,5 @@ func (s *Service) decodeToken(kind, tok string) (core.Cursor, remaining, error) 
 	default:
 		rem = remaining{n: int64(v-2) / 2, lower: true}
 	}
-	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest[8+w:])}, rem, nil
+	return core.Cursor{UpdatedAt: time.UnixMicro(us).UTC(), ID: string(rest)}, rem, fromStart, nil
 }
