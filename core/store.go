@@ -9,7 +9,9 @@ import (
 // one write transaction (a nested Update or View with the ctx fn was given
 // joins it); View runs fn in a read transaction. Register creates the system
 // tables (versioned migrations) and the tables of the given Tables, and checks
-// them.
+// them. A store may run fn again after its database reported a transient
+// failure that rolled the transaction back (the Postgres store does, on a
+// serialization failure): fn keeps its effects inside the transaction.
 type Store interface {
 	Register(ctx context.Context, tables ...Table) error
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
