@@ -1,6 +1,7 @@
 package offsync_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/offsync/offsync"
+	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/server/ui"
 )
@@ -222,4 +224,40 @@ func TestDashboardInBrowser(t *testing.T) {
 	shot := filepath.Join(artifacts, "dashboard.png")
 	require(os.WriteFile(shot, png, 0o644), "save the screenshot")
 	t.Logf("screenshot of the dashboard: %s (set OFFSYNC_ARTIFACTS to keep it)", shot)
+}
+
+// A live stream of the dashboard ends with the server: shutdown does not
+// wait for it (nor fail with requests still running).
+func TestServeEndsDashboardStreams(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.ParseServer([]byte(`store: {dsn: `+filepath.Join(dir, "server.db")+`}
+server:
+  http: 127.0.0.1:0
+  kinds: [note]
+  shutdown_timeout: 2s
+  tokens: [{token: `+dashboardAdminToken+`, principal: ops, attrs: {role: admin}}]
+`), filepath.Join(dir, "server.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, endpoints := startServe(t, cfg)
+	req, _ := http.NewRequest(http.MethodGet, endpoints["rest"]+"ui/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+dashboardAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		_ = stop()
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "event: snapshot\n" {
+		_ = stop()
+		t.Fatalf("first line of the stream: %q %v", line, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Serve with a dashboard stream open: %v", err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Logf("the stream ended with %v", err)
+	}
 }
