@@ -18,6 +18,7 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/internal/jsonscan"
 	"github.com/offsync/offsync/tracing"
 )
 
@@ -403,65 +404,102 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 }
 
 // decodePage parses a pull answer: {"items":[...],"nextPageToken":T|null,
-// "remaining":N}. The records' data share one buffer.
+// "remaining":N}, in one pass over the body with jsontext (which checks the
+// syntax as it goes). The records' data share one buffer. An answer that is
+// not JSON is core.ErrUnavailable (a broken server); one that is JSON but
+// not a page is core.ErrInvalid.
 func decodePage(kind string, body []byte) (core.Page, error) {
 	bad := func(why string) (core.Page, error) {
 		return core.Page{}, fmt.Errorf("rest: pull %s: %w: %s", kind, core.ErrInvalid, why)
 	}
-	if !json.Valid(body) {
+	notJSON := func() (core.Page, error) {
 		return core.Page{}, fmt.Errorf("rest: pull %s: %w: the answer is not JSON", kind, core.ErrUnavailable)
+	}
+	dec := jsonscan.NewDecoder(body)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return notJSON()
+	}
+	if tok.Kind() != '{' {
+		if tok.Kind() == '[' {
+			for dec.PeekKind() != ']' {
+				if dec.SkipValue() != nil {
+					return notJSON()
+				}
+			}
+			_, err = dec.ReadToken()
+		}
+		if err != nil || jsonscan.End(dec) != nil {
+			return notJSON()
+		}
+		return bad("the answer is not {\"items\":[...]}")
 	}
 	page := core.Page{Remaining: -1}
 	arena := make([]byte, 0, len(body))
 	var haveItems bool
-	err := eachField(body, func(key, val []byte) error {
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadValue()
+		if err != nil {
+			return notJSON()
+		}
 		switch keyName(key) {
 		case "items":
-			if isNull(val) {
-				return nil
+			tok, err := dec.ReadToken()
+			switch {
+			case err != nil:
+				return notJSON()
+			case tok.Kind() == 'n':
+				continue
+			case tok.Kind() != '[':
+				return bad("the answer is not {\"items\":[...]}")
 			}
 			haveItems = true
-			n := 0
-			for _, c := range val { // a cheap upper bound of the element count
-				if c == '{' {
-					n++
+			// '{' bounds the element count from above.
+			page.Records = make([]core.Record, 0, min(bytes.Count(body, []byte{'{'}), 1<<16))
+			for dec.PeekKind() != ']' {
+				rec, err := jsonscan.ReadRecord(dec, kind, &arena)
+				if errors.Is(err, jsonscan.ErrSyntax) {
+					return notJSON()
 				}
-			}
-			page.Records = make([]core.Record, 0, min(n, 1<<16))
-			return eachElement(val, func(it []byte) error {
-				rec, err := decodeRecord(kind, it, &arena)
 				if err != nil {
-					return err
+					return core.Page{}, fmt.Errorf("rest: pull %s: %w", kind, err)
 				}
 				page.Records = append(page.Records, rec)
-				return nil
-			})
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return notJSON()
+			}
 		case "nextPageToken":
-			if isNull(val) {
-				return nil
+			tok, err := dec.ReadToken()
+			switch {
+			case err != nil:
+				return notJSON()
+			case tok.Kind() == '"':
+				page.NextPageToken = tok.String()
+			case tok.Kind() != 'n':
+				return bad("nextPageToken must be a string or null")
 			}
-			s, ok := rawString(val)
-			if !ok {
-				return fmt.Errorf("%w: nextPageToken must be a string or null", core.ErrInvalid)
-			}
-			page.NextPageToken = s
 		case "remaining":
-			if isNull(val) {
-				return nil
+			tok, err := dec.ReadToken()
+			switch {
+			case err != nil:
+				return notJSON()
+			case tok.Kind() == 'n':
+			default:
+				n, err := strconv.ParseInt(tok.String(), 10, 64)
+				if tok.Kind() != '0' || err != nil || n < 0 {
+					return bad("remaining must be a count")
+				}
+				page.Remaining = n
 			}
-			n, err := strconv.ParseInt(string(val), 10, 64)
-			if err != nil || n < 0 {
-				return fmt.Errorf("%w: remaining must be a count", core.ErrInvalid)
+		default:
+			if dec.SkipValue() != nil {
+				return notJSON()
 			}
-			page.Remaining = n
 		}
-		return nil
-	})
-	if errors.Is(err, errNotObject) {
-		return bad("the answer is not {\"items\":[...]}")
 	}
-	if err != nil {
-		return core.Page{}, fmt.Errorf("rest: pull %s: %w", kind, err)
+	if _, err := dec.ReadToken(); err != nil || jsonscan.End(dec) != nil {
+		return notJSON()
 	}
 	if !haveItems {
 		return bad("the answer has no items")

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/jsonscan"
 )
 
 // This file holds the wire form of records: flat JSON objects with the
@@ -126,48 +127,6 @@ func keyName(raw []byte) string {
 	return string(inner)
 }
 
-// The system fields of a record object.
-const (
-	keyOther = iota
-	keyID
-	keyUpdated
-	keyDeleted
-	keyEdited
-)
-
-// sysKey classifies a raw key token without allocating.
-func sysKey(raw []byte) int {
-	inner := raw[1 : len(raw)-1]
-	if hasEscape(inner) {
-		return sysName(keyName(raw))
-	}
-	switch string(inner) {
-	case "id":
-		return keyID
-	case "updated_at", "updatedAt":
-		return keyUpdated
-	case "deleted_at", "deletedAt":
-		return keyDeleted
-	case "edited_at", "editedAt":
-		return keyEdited
-	}
-	return keyOther
-}
-
-func sysName(s string) int {
-	switch s {
-	case "id":
-		return keyID
-	case "updated_at", "updatedAt":
-		return keyUpdated
-	case "deleted_at", "deletedAt":
-		return keyDeleted
-	case "edited_at", "editedAt":
-		return keyEdited
-	}
-	return keyOther
-}
-
 // eachElement calls fn with every raw element of the JSON array b (valid JSON).
 func eachElement(b []byte, fn func(val []byte) error) error {
 	i := skipWS(b, 0)
@@ -236,62 +195,15 @@ func rawTime(name string, raw []byte) (time.Time, error) {
 	return t, nil
 }
 
-// decodeRecord reads a flat record object. Business fields are appended to
-// *arena as a JSON object, and Data is a capped slice of it, so a whole page
-// shares a few allocations. b must be valid JSON.
+// decodeRecord reads one flat record object (jsonscan.ReadRecord). The
+// business fields are appended to *arena as a JSON object, and Data is a
+// capped slice of it, so the records of an answer share a few allocations.
 func decodeRecord(kind string, b []byte, arena *[]byte) (core.Record, error) {
-	r := core.Record{Kind: kind}
-	var haveID, haveUpdated bool
-	a := *arena
-	start := len(a)
-	a = append(a, '{')
-	first := true
-	err := eachField(b, func(key, val []byte) error {
-		var err error
-		switch sysKey(key) {
-		case keyID:
-			if s, ok := rawString(val); ok {
-				r.ID = s
-			} else if len(val) > 0 && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
-				r.ID = string(val) // a per-op backend may use numeric ids
-			} else {
-				return fmt.Errorf("%w: record id must be a string", core.ErrInvalid)
-			}
-			haveID = true
-		case keyUpdated:
-			r.UpdatedAt, err = rawTime("updated_at", val)
-			haveUpdated = !r.UpdatedAt.IsZero()
-		case keyDeleted:
-			r.DeletedAt, err = rawTime("deleted_at", val)
-		case keyEdited:
-			r.EditedAt, err = rawTime("edited_at", val)
-		default:
-			if !first {
-				a = append(a, ',')
-			}
-			first = false
-			a = append(a, key...)
-			a = append(a, ':')
-			a = append(a, val...)
-		}
-		return err
-	})
-	if errors.Is(err, errNotObject) {
+	r, err := jsonscan.DecodeRecord(b, kind, arena)
+	if errors.Is(err, jsonscan.ErrSyntax) {
 		return r, fmt.Errorf("%w: record is not a JSON object", core.ErrInvalid)
 	}
-	if err != nil {
-		return r, err
-	}
-	if !haveID || r.ID == "" {
-		return r, fmt.Errorf("%w: record without an id", core.ErrInvalid)
-	}
-	if !haveUpdated {
-		return r, fmt.Errorf("%w: record %s/%s without updated_at", core.ErrInvalid, kind, r.ID)
-	}
-	a = append(a, '}')
-	r.Data = json.RawMessage(a[start:len(a):len(a)])
-	*arena = a
-	return r, nil
+	return r, err
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
