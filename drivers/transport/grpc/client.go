@@ -87,6 +87,7 @@ var (
 	_ core.Getter     = (*Client)(nil)
 	_ core.Subscriber = (*Client)(nil)
 	_ core.Batcher    = (*Client)(nil)
+	_ core.Pipeliner  = (*Client)(nil)
 )
 
 const (
@@ -292,6 +293,16 @@ func (c *Client) needs(ctx context.Context, what, capability string) error {
 	}
 	return nil
 }
+
+// pushDepth is how many pushes the engine keeps in flight on the
+// connection: with two, the next batch is on its way while the server
+// applies one, so the server does not wait for the replica between batches.
+const pushDepth = 2
+
+// PushDepth implements core.Pipeliner: each Push is a stream of its own on
+// the HTTP/2 connection (the server's MaxConcurrentStreams, 64 by default,
+// queues any beyond it).
+func (c *Client) PushDepth() int { return pushDepth }
 
 // BatchLimits implements core.Batcher with the server's stated limits.
 func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
