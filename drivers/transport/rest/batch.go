@@ -9,12 +9,16 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/internal/jsonscan"
 )
 
-// This file decodes POST /batch bodies. The hot path is one json.Valid over
-// the body and then the walkers of wire.go, without reflection. Its accepted
+// This file decodes POST /batch bodies. The hot path is one pass of
+// jsontext's Decoder over the body (it checks the syntax as it reads),
+// without reflection. Its accepted
 // inputs and its errors are those of the strict encoding/json decoding it
 // replaced (DisallowUnknownFields into batchOp): keys match case-insensitively
 // as encoding/json folds them, a null leaves a string or bool member as it
@@ -53,20 +57,27 @@ var errStdDecode = errors.New("rest: batch body needs the reflective decoder")
 // core.ErrInvalid (400) or core.ErrTooLarge (413, more than maxOps ops);
 // nothing is written for a bad batch. Payloads are copied out of body.
 func decodeBatch(body []byte, maxOps int) ([]core.Op, error) {
-	if !json.Valid(body) {
+	ops, n, present, err := readBatch(body, maxOps)
+	switch {
+	case errors.Is(err, jsonscan.ErrSyntax):
 		return nil, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
-	}
-	if i := skipWS(body, 0); i >= len(body) || body[i] != '{' {
-		return nil, fmt.Errorf("%w: the body must be a JSON object", core.ErrInvalid)
-	}
-	ops, n, present, err := walkBatch(body, maxOps)
-	if errors.Is(err, errStdDecode) {
+	case errors.Is(err, errNotObject), errors.Is(err, errStdDecode):
+		// Reached before the end of the body: the rest may still be
+		// malformed, which is said first, as json.Valid always did.
+		if !json.Valid(body) {
+			return nil, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
+		}
+		if errors.Is(err, errNotObject) {
+			return nil, fmt.Errorf("%w: the body must be a JSON object", core.ErrInvalid)
+		}
 		ops, err = decodeBatchStd(body)
 		if err != nil {
 			return nil, err
 		}
 		present = ops != nil
 		n = len(ops)
+	case err != nil:
+		return nil, err
 	}
 	if !present {
 		return nil, fmt.Errorf("%w: \"ops\" is required", core.ErrInvalid)
@@ -105,27 +116,43 @@ func decodeBatchStd(body []byte) ([]wireOp, error) {
 	return ops, nil
 }
 
-// walkBatch decodes the envelope of a valid JSON object body. It returns
-// the ops (at most maxOps+1 of them are kept), how many there are, and
-// whether "ops" was given and not null. errStdDecode means the body needs
-// decodeBatchStd.
-func walkBatch(body []byte, maxOps int) (ops []wireOp, n int, present bool, err error) {
+// readBatch decodes a body's envelope in one pass with jsontext, which
+// checks the syntax as it reads (jsonscan.ErrSyntax). It returns the ops (at
+// most maxOps+1 of them are kept), how many there are, and whether "ops" was
+// given and not null. errNotObject is a body that is not an object;
+// errStdDecode means the body needs decodeBatchStd.
+func readBatch(body []byte, maxOps int) (ops []wireOp, n int, present bool, err error) {
+	dec := jsonscan.NewDecoder(body)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, 0, false, jsonscan.Syntax(err)
+	}
+	if tok.Kind() != '{' {
+		return nil, 0, false, errNotObject
+	}
 	seen := false
-	err = eachField(body, func(key, val []byte) error {
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadValue()
+		if err != nil {
+			return nil, 0, false, jsonscan.Syntax(err)
+		}
 		if !matchKey(key, "ops") || seen {
-			return errStdDecode
+			return nil, 0, false, errStdDecode
 		}
 		seen = true
-		if isNull(val) {
-			return nil
+		switch dec.PeekKind() {
+		case 'n':
+			_, _ = dec.ReadToken()
+			continue
+		case '[':
+		default:
+			return nil, 0, false, errStdDecode
 		}
-		if val[0] != '[' {
-			return errStdDecode
-		}
+		_, _ = dec.ReadToken()
 		present = true
-		ops = make([]wireOp, 0, min(maxOps+1, estimateOps(val)))
+		ops = make([]wireOp, 0, min(maxOps+1, estimateOps(body)))
 		var scratch wireOp
-		return eachElement(val, func(el []byte) error {
+		for dec.PeekKind() != ']' {
 			n++
 			dst := &scratch
 			if len(ops) <= maxOps {
@@ -134,24 +161,37 @@ func walkBatch(body []byte, maxOps int) (ops []wireOp, n int, present bool, err 
 			} else {
 				scratch = wireOp{}
 			}
-			if isNull(el) {
-				return nil
-			}
-			if el[0] != '{' {
-				return errStdDecode
+			switch dec.PeekKind() {
+			case 'n':
+				_, _ = dec.ReadToken()
+				continue
+			case '{':
+			default:
+				return nil, 0, false, errStdDecode
 			}
 			var prevKind string
 			if len(ops) > 1 {
 				prevKind = ops[len(ops)-2].kind
 			}
-			return walkOp(el, dst, prevKind)
-		})
-	})
-	return ops, n, present, err
+			if err := readOp(dec, dst, prevKind); err != nil {
+				return nil, 0, false, err
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, 0, false, jsonscan.Syntax(err)
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, 0, false, jsonscan.Syntax(err)
+	}
+	if err := jsonscan.End(dec); err != nil {
+		return nil, 0, false, err
+	}
+	return ops, n, present, nil
 }
 
-// estimateOps guesses the number of ops in a raw array from its size.
-func estimateOps(arr []byte) int { return len(arr)/128 + 1 }
+// estimateOps guesses the number of ops in a body from its size.
+func estimateOps(body []byte) int { return len(body)/128 + 1 }
 
 // The members of a batch op.
 const (
@@ -217,42 +257,65 @@ func matchKey(raw []byte, field string) bool {
 	return strings.EqualFold(keyName(raw), field)
 }
 
-// walkOp decodes the members of one op object into op. A member of the
-// wrong JSON type or an unknown one is errStdDecode. prevKind is reused
-// when the op's kind is the same, to save an allocation per op.
-func walkOp(b []byte, op *wireOp, prevKind string) error {
-	return eachField(b, func(key, val []byte) error {
+// readOp decodes the members of the op object dec is at into op. A member
+// of the wrong JSON type or an unknown one is errStdDecode. prevKind is
+// reused when the op's kind is the same, to save an allocation per op. The
+// payload is kept as a slice of the body (jsontext reads a bytes.Buffer in
+// place).
+func readOp(dec *jsontext.Decoder, op *wireOp, prevKind string) error {
+	if _, err := dec.ReadToken(); err != nil { // '{'
+		return jsonscan.Syntax(err)
+	}
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadValue()
+		if err != nil {
+			return jsonscan.Syntax(err)
+		}
 		f := opField(key)
 		switch f {
 		case opPayload:
+			val, err := dec.ReadValue()
+			if err != nil {
+				return jsonscan.Syntax(err)
+			}
 			op.payload = val
-			return nil
+			continue
 		case opForce:
-			switch string(val) {
-			case "true":
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return jsonscan.Syntax(err)
+			}
+			switch tok.Kind() {
+			case 't':
 				op.force = true
-			case "false":
+			case 'f':
 				op.force = false
-			case "null":
+			case 'n':
 			default:
 				return errStdDecode
 			}
-			return nil
+			continue
 		case opUnknown:
 			return errStdDecode
 		}
-		if isNull(val) {
+		switch dec.PeekKind() {
+		case 'n':
 			// null leaves a string as it was and clears a *string.
+			_, _ = dec.ReadToken()
 			switch f {
 			case opBase:
 				op.base = ""
 			case opEdited:
 				op.edited = ""
 			}
-			return nil
-		}
-		if val[0] != '"' {
+			continue
+		case '"':
+		default:
 			return errStdDecode
+		}
+		val, err := dec.ReadValue()
+		if err != nil {
+			return jsonscan.Syntax(err)
 		}
 		switch f {
 		case opOpID:
@@ -268,8 +331,11 @@ func walkOp(b []byte, op *wireOp, prevKind string) error {
 		case opEdited:
 			op.edited = jsonText(val, "")
 		}
-		return nil
-	})
+	}
+	if _, err := dec.ReadToken(); err != nil { // '}'
+		return jsonscan.Syntax(err)
+	}
+	return nil
 }
 
 // jsonText returns the text of the valid JSON string token raw, as

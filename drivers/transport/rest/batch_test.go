@@ -214,7 +214,7 @@ func TestDecodeBatchMatchesReference(t *testing.T) {
 			}
 		}
 		if json := bytes.TrimSpace(body); len(json) > 0 && json[0] == '{' && isValidJSON(body) {
-			if _, _, _, err := walkBatch(body, 1000); err == nil {
+			if _, _, _, err := readBatch(body, 1000); err == nil {
 				fast++
 			}
 		}
@@ -231,12 +231,12 @@ func TestDecodeBatchFastPath(t *testing.T) {
 		`{"OPS":[{"OpId":"o","Kind":"todo","ID":"n","Type":"delete"}]}`,
 		`{"ops":null}`,
 	} {
-		if _, _, _, err := walkBatch([]byte(c), 10); err != nil {
+		if _, _, _, err := readBatch([]byte(c), 10); err != nil {
 			t.Errorf("%s: %v", c, err)
 		}
 	}
 	for _, c := range []string{`{"ops":[],"x":1}`, `{"ops":[],"ops":[]}`, `{"ops":[1]}`, `{"ops":[{"force":"true"}]}`} {
-		if _, _, _, err := walkBatch([]byte(c), 10); !errors.Is(err, errStdDecode) {
+		if _, _, _, err := readBatch([]byte(c), 10); !errors.Is(err, errStdDecode) {
 			t.Errorf("%s: %v, want the fallback", c, err)
 		}
 	}

@@ -127,32 +127,6 @@ func keyName(raw []byte) string {
 	return string(inner)
 }
 
-// eachElement calls fn with every raw element of the JSON array b (valid JSON).
-func eachElement(b []byte, fn func(val []byte) error) error {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return errNotObject
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return errNotObject
-		}
-		switch b[i] {
-		case ']':
-			return nil
-		case ',':
-			i = skipWS(b, i+1)
-		}
-		vs := i
-		i = skipValue(b, i)
-		if err := fn(b[vs:i]); err != nil {
-			return err
-		}
-	}
-}
-
 func hasEscape(raw []byte) bool {
 	for _, c := range raw {
 		if c == '\\' {
