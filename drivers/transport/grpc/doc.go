@@ -5,7 +5,8 @@
 // The client (NewClient, or the "grpc" transport driver with a URL
 // grpc://host:port or grpcs://host:port and options token, timeout, and
 // ca_file or tls for a CA of one's own) is a
-// core.Transport, core.Getter, core.Subscriber and core.Batcher over a
+// core.Transport, core.Getter, core.Subscriber, core.Batcher and
+// core.Pipeliner (two pushes in flight, each a stream) over a
 // *grpc.ClientConn it dials or one the caller supplies (Options.Conn). Every
 // call carries metadata `authorization: Bearer <token>` from a token source
 // that is asked once more, with refresh, after Unauthenticated; ctx's
