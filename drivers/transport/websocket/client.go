@@ -455,7 +455,17 @@ func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID 
 	s.wmu.Unlock()
 	cancel()
 	if err != nil {
-		s.fail(err)
+		// A write fails once the server has closed the socket: its close
+		// code (4001, a refused or expired token) is the reader's to
+		// report, so the reader gets the first word, within the timeout.
+		t := time.NewTimer(c.timeout)
+		select {
+		case <-s.done:
+		case <-t.C:
+			s.fail(err)
+			s.c.CloseNow()
+		}
+		t.Stop()
 		return nil, c.lost(ctx, s, f.T)
 	}
 	select {
