@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/offsync/offsync/core"
@@ -14,10 +16,8 @@ import (
 
 // Change is one change of the feed, as a live stream sends it.
 type Change struct {
-	Kind string `json:"kind"`
-	// ID and Version are empty when the administrator's scope of the kind
-	// is filtered: its notices name only the kind.
-	ID      string    `json:"id,omitempty"`
+	Kind    string    `json:"kind"`
+	ID      string    `json:"id"`
 	Version time.Time `json:"version,omitzero"`
 	Deleted bool      `json:"deleted,omitempty"`
 }
@@ -85,7 +85,7 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if err := snapshot(); err != nil {
 		return
 	}
-	f := &follower{d: d, cursors: map[string]core.Cursor{}}
+	f := &follower{d: d, start: time.Now(), cursors: map[string]core.Cursor{}}
 	tick := time.NewTicker(d.interval)
 	defer tick.Stop()
 	// A burst of notices is followed by one snapshot, soon after the last.
@@ -132,24 +132,35 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 // notices were coalesced for a slow reader.
 type follower struct {
 	d       *Dashboard
+	start   time.Time              // when the stream opened
 	cursors map[string]core.Cursor // per kind: the last change sent
 }
 
 func (f *follower) follow(ctx context.Context, n core.Notice) ([]Change, error) {
 	switch {
 	case n.Gap:
-		// Notices may have been lost: the next one of each kind starts
-		// again from its own position.
-		clear(f.cursors)
-		return nil, nil
+		// Notices may have been lost: every kind followed so far is read
+		// from its last change (the feed misses nothing).
+		var out []Change
+		for _, kind := range slices.Sorted(maps.Keys(f.cursors)) {
+			changes, err := f.read(ctx, kind, nil)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, changes...)
+		}
+		return f.last(out), nil
 	case n.Kind == "":
 		return nil, nil
 	}
 	cur, known := f.cursors[n.Kind]
+	if !known && n.ID == "" {
+		// A notice without a position (the administrator's scope of the
+		// kind is filtered): the feed is read from a little before the
+		// stream opened, so the changes since are listed.
+		f.cursors[n.Kind], known = core.Cursor{UpdatedAt: f.start.Add(-time.Second)}, true
+	}
 	if !known {
-		if n.ID == "" {
-			return []Change{{Kind: n.Kind}}, nil
-		}
 		// The first notice of a kind: the change it names.
 		c := Change{Kind: n.Kind, ID: n.ID, Version: n.UpdatedAt}
 		err := f.d.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
@@ -172,31 +183,49 @@ func (f *follower) follow(ctx context.Context, n core.Notice) ([]Change, error) 
 	if n.ID != "" && !cur.Before(n.UpdatedAt, n.ID) {
 		return nil, nil // already read
 	}
+	var until *core.Cursor
+	if n.ID != "" {
+		until = &core.Cursor{UpdatedAt: n.UpdatedAt, ID: n.ID}
+	}
+	out, err := f.read(ctx, n.Kind, until)
+	return f.last(out), err
+}
+
+// read reads the feed of kind after its cursor, at most feedPages pages,
+// and moves the cursor to the last change read, or to until when the pages
+// ran out before it (the rest is skipped).
+func (f *follower) read(ctx context.Context, kind string, until *core.Cursor) ([]Change, error) {
+	cur := f.cursors[kind]
 	var out []Change
 	for range feedPages {
 		var recs []core.Record
 		err := f.d.store.View(ctx, func(ctx context.Context, tx core.Tx) error {
 			var err error
-			recs, err = tx.Changes(ctx, core.ChangesQuery{Kind: n.Kind, After: cur, Limit: feedPage})
+			recs, err = tx.Changes(ctx, core.ChangesQuery{Kind: kind, After: cur, Limit: feedPage})
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range recs {
-			out = append(out, Change{Kind: n.Kind, ID: r.ID, Version: r.UpdatedAt, Deleted: r.Deleted()})
+			out = append(out, Change{Kind: kind, ID: r.ID, Version: r.UpdatedAt, Deleted: r.Deleted()})
 			cur = core.Cursor{UpdatedAt: r.UpdatedAt, ID: r.ID}
 		}
 		if len(recs) < feedPage {
 			break
 		}
 	}
-	if n.ID != "" && cur.Before(n.UpdatedAt, n.ID) {
-		cur = core.Cursor{UpdatedAt: n.UpdatedAt, ID: n.ID} // the rest is skipped
+	if until != nil && cur.Before(until.UpdatedAt, until.ID) {
+		cur = *until
 	}
-	f.cursors[n.Kind] = cur
-	if len(out) > f.d.recent {
-		out = out[len(out)-f.d.recent:]
-	}
+	f.cursors[kind] = cur
 	return out, nil
+}
+
+// last keeps the newest changes a stream sends at once.
+func (f *follower) last(out []Change) []Change {
+	if len(out) > f.d.recent {
+		return out[len(out)-f.d.recent:]
+	}
+	return out
 }

@@ -36,6 +36,12 @@ var principals = map[string]core.Principal{
 // "note" and "task", with an administrator's token and a user's.
 func newDashboard(t *testing.T) (*server.Service, *httptest.Server) {
 	t.Helper()
+	return newDashboardWith(t, nil)
+}
+
+// newDashboardWith is newDashboard with a scope for every principal.
+func newDashboardWith(t *testing.T, scope func(context.Context, core.Principal, string) (*core.Filter, error)) (*server.Service, *httptest.Server) {
+	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "authority.db"), nil)
 	if err != nil {
@@ -50,6 +56,7 @@ func newDashboard(t *testing.T) (*server.Service, *httptest.Server) {
 			}
 			return core.Principal{}, fmt.Errorf("%w: unknown token", core.ErrUnauthorized)
 		},
+		Scope: scope,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -301,15 +308,7 @@ func TestEventsStreamChangesAndCounts(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/events", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	ch := readEvents(t, resp.Body)
+	ch := openEvents(t, req)
 	var s ui.Snapshot
 	next(t, ch, "snapshot", &s)
 	if n := kindView(t, s, "note"); n.Rows != 0 {
@@ -348,6 +347,50 @@ func TestEventsStreamChangesAndCounts(t *testing.T) {
 	}
 	if maxRate <= 0 {
 		t.Fatalf("no snapshot measured a push rate")
+	}
+}
+
+func openEvents(t *testing.T, req *http.Request) <-chan event {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return readEvents(t, resp.Body)
+}
+
+// Where the administrator's own scope is filtered, its notices name only
+// the kind; the stream still lists each change, read from the feed.
+func TestEventsStreamWithAScopedAdministrator(t *testing.T) {
+	svc, srv := newDashboardWith(t, func(_ context.Context, p core.Principal, _ string) (*core.Filter, error) {
+		return &core.Filter{Field: "owner", Values: []string{p.ID}}, nil
+	})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	ch := openEvents(t, req)
+	var s ui.Snapshot
+	next(t, ch, "snapshot", &s)
+	alice := principals[userToken]
+	pushAs(t, svc, alice, upsert("o1", "note", "n1", `{}`))
+	pushAs(t, svc, alice, upsert("o2", "note", "n2", `{}`), upsert("o3", "task", "t1", `{}`))
+	got := map[string]bool{}
+	for len(got) < 3 {
+		var c ui.Change
+		next(t, ch, "change", &c)
+		if c.ID == "" {
+			t.Fatalf("change %+v without its id", c)
+		}
+		if got[c.Kind+"/"+c.ID] {
+			t.Fatalf("change %+v listed twice", c)
+		}
+		got[c.Kind+"/"+c.ID] = true
+	}
+	if !got["note/n1"] || !got["note/n2"] || !got["task/t1"] {
+		t.Fatalf("changes %v", got)
 	}
 }
 
