@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +89,7 @@ var (
 	_ core.Getter     = (*Client)(nil)
 	_ core.Subscriber = (*Client)(nil)
 	_ core.Batcher    = (*Client)(nil)
+	_ core.Pipeliner  = (*Client)(nil)
 )
 
 // NewClient returns a client for the socket at rawURL (ws://host:port/ws or
@@ -381,7 +384,11 @@ func (c *Client) read(s *session) {
 		}
 		s.heard()
 		f := new(inFrame)
-		if err := json.Unmarshal(b, f); err != nil {
+		if id, ok := pageFrameID(b); ok {
+			// A page is read by Pull, which knows its kind.
+			f.T, f.page = tPage, b
+			f.ID = strconv.AppendInt(nil, id, 10)
+		} else if err := json.Unmarshal(b, f); err != nil {
 			c.log.Warn("websocket: ignoring an unreadable frame", "err", err)
 			continue
 		}
@@ -422,7 +429,13 @@ func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID 
 	if f.T != tAuth && f.T != tUnsub {
 		f.Traceparent = tracing.Traceparent(ctx)
 	}
-	b, err := json.Marshal(f)
+	var b []byte
+	var err error
+	if f.T == tPush {
+		b = appendPushFrame(make([]byte, 0, 64+len(f.Ops)*320), id, f.Ops, f.Traceparent)
+	} else {
+		b, err = json.Marshal(f)
+	}
 	if err != nil {
 		s.wmu.Unlock()
 		return nil, fmt.Errorf("websocket: %s: %w: %v", f.T, core.ErrInvalid, err)
@@ -559,6 +572,24 @@ func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 	return core.BatchLimits{MaxOps: n, MaxLimit: s.hello.MaxLimit}, nil
 }
 
+// pushDepth is how many pushes the engine keeps in flight on one socket:
+// with two, the next batch is on its way while the server applies one, so
+// the server does not wait for the replica between batches.
+const pushDepth = 2
+
+// PushDepth implements core.Pipeliner: pushes share the socket and are
+// answered by id. It is at most half the server's maxInFlight (the hello's),
+// so that pulls and subscriptions keep room beside them.
+func (c *Client) PushDepth() int {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil && s.hello.MaxInFlight > 0 {
+		return min(pushDepth, max(1, s.hello.MaxInFlight/2))
+	}
+	return pushDepth
+}
+
 // Pull implements core.Transport.
 func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	if req.Kind == "" {
@@ -583,6 +614,13 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 		return core.Page{}, answerErr(what, a)
 	default:
 		return core.Page{}, unexpected(what, a)
+	}
+	if a.page != nil {
+		page, err := decodePage(req.Kind, a.page)
+		if err != nil {
+			return core.Page{}, fmt.Errorf("websocket: %s: %w", what, err)
+		}
+		return page, nil
 	}
 	page := core.Page{Records: make([]core.Record, 0, len(a.Items)), Remaining: -1}
 	if a.NextPageToken != nil {
@@ -715,8 +753,9 @@ func checkOp(op *core.Op) (core.PushResult, bool) {
 		if len(op.Payload) == 0 || string(op.Payload) == "null" {
 			return core.PushResult{}, true
 		}
-		var m map[string]json.RawMessage
-		if json.Unmarshal(op.Payload, &m) == nil && m != nil {
+		// A JSON object, checked without decoding it: the push frame
+		// carries the payload as it is.
+		if p := bytes.TrimSpace(op.Payload); len(p) > 0 && p[0] == '{' && json.Valid(p) {
 			return core.PushResult{}, true
 		}
 		return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,

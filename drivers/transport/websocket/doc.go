@@ -4,8 +4,9 @@
 // second connection for notices.
 //
 // The client (NewClient, or core.OpenTransport("websocket", "ws://host:port/ws"))
-// implements core.Transport, core.Getter, core.Subscriber and core.Batcher.
-// It connects lazily, numbers its requests (many in flight, answers matched
+// implements core.Transport, core.Getter, core.Subscriber, core.Batcher and
+// core.Pipeliner (two pushes in flight on the socket, so that the server
+// applies one batch while the next is on its way). It connects lazily, numbers its requests (many in flight, answers matched
 // by id, each honouring its context), reconnects a socket that carries
 // subscriptions with capped, jittered backoff and then delivers a Notice
 // with Gap, asks its token source again after the server closed with 4001,

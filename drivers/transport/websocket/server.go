@@ -612,29 +612,12 @@ func (so *socket) push(ctx context.Context, id int64, f *clientFrame) {
 			return
 		}
 	}
-	out := serverFrame{T: tResults, ID: id, Results: make([]wireResult, len(res))}
-	for i := range res {
-		if out.Results[i], err = encodeResult(&ops[i], &res[i]); err != nil {
-			so.enqueue(errorFrame(id, err))
-			return
-		}
+	out, err := appendResults(make([]byte, 0, 64+len(res)*320), id, ops, res)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
 	}
-	so.enqueue(resultsFrame(out))
-}
-
-// resultsFrame keeps "results" in an answer even when empty.
-type resultsFrame serverFrame
-
-func (r resultsFrame) MarshalJSON() ([]byte, error) {
-	res := r.Results
-	if res == nil {
-		res = []wireResult{}
-	}
-	return json.Marshal(struct {
-		T       string       `json:"t"`
-		ID      int64        `json:"id"`
-		Results []wireResult `json:"results"`
-	}{r.T, r.ID, res})
+	so.enqueueBytes(out)
 }
 
 func (so *socket) get(ctx context.Context, id int64, f *clientFrame) {
