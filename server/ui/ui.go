@@ -164,7 +164,9 @@ func (d *Dashboard) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the snapshot failed; see the server's log", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	_ = json.NewEncoder(w).Encode(snap)
 }
