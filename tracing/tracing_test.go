@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -302,5 +303,53 @@ func TestSpanError(t *testing.T) {
 	spans := exp.GetSpans()
 	if len(spans) != 1 || spans[0].Status.Description != "boom" || len(spans[0].Events) != 1 {
 		t.Fatalf("spans %+v", spans)
+	}
+}
+
+// TestSubscribeJoinsTheCallersTrace checks the trace context of the
+// streams: the authority's span of a subscription is a child of the
+// caller's span over every transport (REST's event stream, the WebSocket
+// sub frame, gRPC metadata, graphql-ws connection_init).
+func TestSubscribeJoinsTheCallersTrace(t *testing.T) {
+	for _, name := range []string{"rest", "websocket", "grpc", "graphql"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			exp := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			svc, err := server.New(ctx, openStore(t, "authority.db"), &server.Options{Tables: []core.Table{notes},
+				Tracer: tracing.New(tp)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = svc.Close() })
+			tr, err := core.OpenTransport(ctx, name, serve(t, name, svc, nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := tr.(io.Closer); ok {
+				t.Cleanup(func() { _ = c.Close() })
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			sctx, caller := tp.Tracer("test").Start(sctx, "caller")
+			if _, err := tr.(core.Subscriber).Subscribe(sctx, []string{"note"}); err != nil {
+				t.Fatal(err)
+			}
+			caller.End()
+			var sub []tracetest.SpanStub
+			for range 1000 { // the authority may end its span after the client returned
+				if sub = find(exp.GetSpans(), core.SpanServerSubscribe); len(sub) > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if len(sub) != 1 {
+				t.Fatalf("%d subscribe spans, want 1 (spans %v)", len(sub), names(exp.GetSpans()))
+			}
+			if got, want := sub[0].Parent.SpanID(), caller.SpanContext().SpanID(); got != want || !sub[0].Parent.IsRemote() {
+				t.Fatalf("the subscribe span's parent is %s (remote %v), want the caller's %s", got, sub[0].Parent.IsRemote(), want)
+			}
+		})
 	}
 }
