@@ -5,10 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,76 +17,9 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/sqlite"
 	"github.com/offsync/offsync/drivers/transport/rest"
+	"github.com/offsync/offsync/internal/multitest"
 	"github.com/offsync/offsync/internal/pgtest"
 )
-
-// failover is a loopback reverse proxy in front of one instance, as a load
-// balancer is: replicas talk to it, and after the instance dies it sends
-// them to another. Armed, it lets one push through to the instance, waits
-// for the instance's answer (the push is committed) and then kills the
-// instance with SIGKILL and drops the answer: the replica never learns
-// whether its push was applied, and must send it again elsewhere.
-type failover struct {
-	target atomic.Pointer[url.URL]
-	armed  atomic.Bool
-	kill   func()      // SIGKILL to the instance, then point target elsewhere
-	killed chan string // the path of the push whose answer was dropped
-	srv    *httptest.Server
-}
-
-func newFailover(t *testing.T, to string) *failover {
-	f := &failover{killed: make(chan string, 1)}
-	u, err := url.Parse(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.target.Store(u)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(f.target.Load())
-		},
-		Transport:     f,
-		FlushInterval: -1, // the event stream passes through unbuffered
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-		},
-	}
-	f.srv = httptest.NewServer(rp)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *failover) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || r.Method != http.MethodPost || !f.armed.CompareAndSwap(true, false) {
-		return resp, err
-	}
-	// The instance answered: whatever it applied is committed. It dies
-	// before the replica reads a byte of the answer.
-	resp.Body.Close()
-	f.kill()
-	f.killed <- r.URL.Path
-	return nil, errors.New("failover: the instance was killed before it answered")
-}
-
-// appliedLog installs, in the authority's database, a trigger that logs
-// every row version written to offsync_documents, with the op marker the
-// test puts in each record ("m"): a marker logged twice is an op applied
-// twice, a marker missing an op lost.
-func appliedLog(t *testing.T, db *sql.DB) {
-	t.Helper()
-	for _, q := range []string{
-		`CREATE TABLE applied_log (kind TEXT NOT NULL, id TEXT NOT NULL, marker TEXT)`,
-		`CREATE FUNCTION log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN INSERT INTO applied_log VALUES (NEW.kind, NEW.id, NEW.data->>'m'); RETURN NEW; END $$`,
-		`CREATE TRIGGER log_applied AFTER INSERT OR UPDATE ON offsync_documents
-			FOR EACH ROW EXECUTE FUNCTION log_applied()`,
-	} {
-		if _, err := db.ExecContext(t.Context(), q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
 
 // multiReplica is a replica (a SQLite file of its own) syncing over REST
 // with baseURL.
@@ -169,17 +98,18 @@ func TestThreeInstancesOnOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	appliedLog(t, db)
+	if err := multitest.InstallAppliedLog(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 
 	notes := core.Documents("note")
-	proxy := newFailover(t, inst[1].URL)
-	proxy.kill = func() {
+	proxy := multitest.NewFailover(t, inst[1].URL)
+	proxy.Kill = func() {
 		_ = inst[1].cmd.Process.Signal(syscall.SIGKILL)
 		<-inst[1].done
-		u, _ := url.Parse(inst[0].URL)
-		proxy.target.Store(u)
+		proxy.Retarget(t, inst[0].URL)
 	}
-	urls := []string{inst[0].URL, proxy.srv.URL, inst[2].URL}
+	urls := []string{inst[0].URL, proxy.URL, inst[2].URL}
 	const replicas, writes = 6, 60
 	reps := make([]*core.Engine, replicas)
 	for i := range reps {
@@ -243,7 +173,7 @@ func TestThreeInstancesOnOnePostgres(t *testing.T) {
 					if _, err := eng.Sync(ctx); err != nil {
 						t.Logf("replica %d: sync failed (retried later): %v", r, err)
 					} else if synced.Add(1) == replicas {
-						proxy.armed.Store(true) // every replica has pushed once
+						proxy.Arm() // every replica has pushed once
 					}
 				}
 			}
@@ -258,7 +188,7 @@ func TestThreeInstancesOnOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case path := <-proxy.killed:
+	case path := <-proxy.Killed:
 		t.Logf("instance 2 killed after committing POST %s, its answer dropped; exit %d", path, inst[1].code)
 	default:
 		t.Fatal("instance 2 was never killed: no push went through it once armed")
@@ -271,19 +201,12 @@ func TestThreeInstancesOnOnePostgres(t *testing.T) {
 			want[fmt.Sprintf("r%d-%d", r, i)] = true
 		}
 	}
-	applied := appliedCounts(t, ctx, db)
-	for m, n := range applied {
-		if !want[m] {
-			t.Errorf("the authority wrote a row with marker %q that no op carried", m)
-		}
-		if n != 1 {
-			t.Errorf("op %q applied %d times", m, n)
-		}
+	applied, err := multitest.Applied(ctx, db)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for m := range want {
-		if applied[m] == 0 {
-			t.Errorf("op %q lost: the authority never applied it", m)
-		}
+	for _, err := range multitest.Check(applied, want) {
+		t.Error(err)
 	}
 
 	// Every replica, through whichever instance, holds every record; the
@@ -323,31 +246,11 @@ func TestThreeInstancesOnOnePostgres(t *testing.T) {
 	if status, body := call(t, "PUT", inst[2].URL+"/note/dup", "", `{"m":"hello"}`); status != 200 {
 		t.Fatalf("PUT: %d %v", status, body)
 	}
-	if n := appliedCounts(t, ctx, db)["hello"]; n != 2 {
-		t.Fatalf("after a second write of the same op, the count says %d, want 2", n)
-	}
-}
-
-// appliedCounts returns how many row versions the authority wrote with each
-// op marker (the log of appliedLog).
-func appliedCounts(t *testing.T, ctx context.Context, db *sql.DB) map[string]int {
-	t.Helper()
-	rows, err := db.QueryContext(ctx, `SELECT coalesce(marker, ''), count(*) FROM applied_log GROUP BY marker`)
+	applied, err = multitest.Applied(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var m string
-		var n int
-		if err := rows.Scan(&m, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[m] = n
+	if n := len(applied["hello"]); n != 2 {
+		t.Fatalf("after a second write of the same op, the count says %d, want 2", n)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
