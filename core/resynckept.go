@@ -25,7 +25,9 @@ import (
 //     and its tombstone collected since) would otherwise outlive the record;
 //   - a replica's first walk (zero cursor, no resync under way) lists the
 //     rows it holds already, its own pushes settled, which another replica
-//     may have deleted and the authority collected since.
+//     may have deleted and the authority collected since;
+//   - either walk, while its cursor is zero, lists again at each attempt
+//     the rows that settled since (listRows).
 //
 // A resync that keeps its rows does not walk from the start (see
 // keepFrom). The list lives in meta with the resync's mode, under
@@ -120,13 +122,22 @@ func opIDs(ctx context.Context, tx Tx, kind string) ([]string, error) {
 	return slices.Compact(ids), nil
 }
 
-// firstWalk lists the rows of kind a replica holds when it starts its first
-// walk of the kind, tombstones included (a local delete not pushed yet has
-// an op; a settled tombstone the walk does not bring is dropped too). A
-// replica that holds none (a new one) costs one read and lists nothing.
-func firstWalk(ctx context.Context, tx Tx, kind string) (walkState, error) {
+// listRows lists, into the walk state, the rows of kind a replica holds
+// when a walk starts from the zero cursor, tombstones included (a local
+// delete not pushed yet has an op; a settled tombstone the walk does not
+// bring is dropped too): a first walk's rows (its own pushes, settled), or
+// the rows a clear kept. It runs at every attempt while the cursor is
+// zero, since a row settled between two attempts (an op pushed by the
+// Sync whose pull then failed) must be listed too: until a page is
+// applied, nothing is stored and nothing else would remove it. Once a
+// page is applied the cursor is no longer zero, and a row settled later
+// has a version past it: were its tombstone collected, the horizon would
+// pass the cursor and the pull would be reset_required. Outside a resync
+// the walk becomes a first walk. A replica that holds no rows (a new one)
+// costs one read and lists nothing.
+func listRows(ctx context.Context, tx Tx, kind string, w walkState) (walkState, error) {
 	const chunk = 1000
-	var ids []string
+	ids := slices.Clone(w.ids)
 	after := ""
 	for {
 		recs, err := tx.List(ctx, kind, ListOptions{AfterID: after, Limit: chunk, IncludeDeleted: true})
@@ -141,11 +152,15 @@ func firstWalk(ctx context.Context, tx Tx, kind string) (walkState, error) {
 		}
 		after = recs[len(recs)-1].ID
 	}
-	if len(ids) == 0 {
-		return walkState{}, nil
-	}
 	slices.Sort(ids)
-	return walkState{mode: walkFirst, ids: slices.Compact(ids), unsaved: true}, nil
+	ids = slices.Compact(ids)
+	if slices.Equal(ids, w.ids) {
+		return w, nil
+	}
+	if w.mode == "" {
+		w.mode = walkFirst
+	}
+	return walkState{mode: w.mode, ids: ids, unsaved: true}, nil
 }
 
 // seen crosses off the ids a page brought: the authority has those

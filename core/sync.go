@@ -220,8 +220,8 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats, walk walk
 }
 
 // beginWalk reads, in one read transaction, the cursor of kind and, unless
-// known, its walk state; a walk from a zero cursor outside a resync is a
-// first walk, which lists the rows the replica holds (resynckept.go).
+// known, its walk state; a walk from the zero cursor lists the rows the
+// replica holds (listRows), and outside a resync is a first walk.
 func (e *Engine) beginWalk(ctx context.Context, kind string, walk walkState, known bool) (Cursor, walkState, error) {
 	var c Cursor
 	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
@@ -234,8 +234,8 @@ func (e *Engine) beginWalk(ctx context.Context, kind string, walk walkState, kno
 				return err
 			}
 		}
-		if c.IsZero() && walk.idle() {
-			walk, err = firstWalk(ctx, tx, kind)
+		if c.IsZero() {
+			walk, err = listRows(ctx, tx, kind, walk)
 		}
 		return err
 	})
