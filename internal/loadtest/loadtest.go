@@ -42,17 +42,17 @@ type Child struct {
 }
 
 // StartChild runs this test binary again as a child running only the test
-// function test, with env=1 set, and waits for its announcement. The child
-// ends when t's cleanup closes its standard input; its standard error is
-// this process's.
-func StartChild(t testing.TB, test, env string) *Child {
+// function test, with env=1 set (and each "NAME=value" of extra), and waits
+// for its announcement. The child ends when t's cleanup closes its standard
+// input; its standard error is this process's.
+func StartChild(t testing.TB, test, env string, extra ...string) *Child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^"+test+"$", "-test.timeout=0")
-	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Env = append(append(os.Environ(), env+"=1"), extra...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -96,6 +96,16 @@ func (c *Child) stop() {
 		_ = c.cmd.Process.Kill()
 	}
 	_ = c.cmd.Wait()
+}
+
+// Kill ends the child at once with SIGKILL, as a crash would (nothing it
+// holds is closed or flushed), and waits for it to be gone.
+func (c *Child) Kill() error {
+	if err := c.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-c.done
+	return nil
 }
 
 // CPU is the CPU time the child has used (-1 when unknown).
