@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/offsync/offsync/core"
@@ -38,7 +40,8 @@ func IsAdmin(p core.Principal) bool { return p.Attrs["role"] == AdminRole }
 
 // AdminOnly serves h only to an administrator authenticated through t (a
 // bearer token whose principal IsAdmin). Without a token, or with one that
-// is refused, the answer is 401; with a token of another principal, 403. An
+// is refused, the answer is 401; with a token of another principal, 403; over
+// the rate limit, 429 with Retry-After. An
 // authority without tokens has no administrator, so an operator's view is
 // never open by accident.
 func AdminOnly(t core.Transport, h http.Handler) http.Handler {
@@ -62,6 +65,11 @@ func AdminOnly(t core.Transport, h http.Handler) http.Handler {
 		}
 		p, err := a.Authenticate(r.Context(), tok)
 		switch {
+		case errors.Is(err, core.ErrRateLimited):
+			secs := int(math.Ceil(RetryAfter(err).Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			deny(http.StatusTooManyRequests, "over the rate limit; retry later")
+			return
 		case errors.Is(err, core.ErrUnavailable):
 			deny(http.StatusServiceUnavailable, "authentication is unavailable; retry later")
 			return

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/server"
@@ -76,5 +77,40 @@ func TestAdminOnly(t *testing.T) {
 				t.Fatalf("a refused request reached the handler: %q", b)
 			}
 		})
+	}
+}
+
+func TestAdminOnlyOverTheRateLimit(t *testing.T) {
+	frozen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lim, err := server.NewRateLimiter(server.RateLimit{PerSecond: 1, Burst: 1}, func() time.Time { return frozen })
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := newService(t, &server.Options{
+		Authenticate: server.RateLimited(func(_ context.Context, tok string) (core.Principal, error) {
+			if tok == "root" {
+				return core.Principal{ID: "ops", Attrs: map[string]string{"role": server.AdminRole}}, nil
+			}
+			return core.Principal{}, core.ErrUnauthorized
+		}, lim),
+	})
+	srv := httptest.NewServer(server.AdminOnly(svc, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})))
+	defer srv.Close()
+	get := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer root")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	if res := get(); res.StatusCode != http.StatusOK {
+		t.Fatalf("first request: %d, want 200", res.StatusCode)
+	}
+	res := get()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("second request: %d Retry-After %q, want 429 and 1", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
