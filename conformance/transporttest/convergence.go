@@ -78,8 +78,13 @@ func (s switchRT) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestConvergence is a property test: three replicas make at least 20 random
 // creates, updates and deletes on a few shared records, with random syncs,
 // under random faults at the core.Transport level (and the HTTP level for
-// an HTTP client). Then faults stop and the replicas sync until quiet. Every
-// replica must equal the authority, no write may be applied twice (the
+// an HTTP client), and the authority collects every tombstone at random
+// points between them (its retention is an hour; its clock jumps two), so
+// a replica that has not pulled since is reset_required, and a first walk
+// or a resync runs while records it holds are deleted and collected. Then
+// faults stop and the replicas sync until quiet. Every replica must equal
+// the authority (a tombstone the authority collected after the replica
+// pulled it may stay there), no write may be applied twice (the
 // authority counts applies in the write's own transaction), and the last
 // write of each replica to each record must have been applied exactly once
 // (a write committed locally is never lost). Each case syncs a fresh kind
@@ -89,10 +94,13 @@ func TestConvergence(t *testing.T, h Harness) {
 	setChecks(ConvergenceCases)
 	ctx := t.Context()
 	authStore := h.NewStore(t)
+	authClock := core.NewManualClock(t0) // moved by the random tombstone collections
 	svc, err := server.New(ctx, authStore, &server.Options{
-		Tables:       []core.Table{applied},
-		DynamicKinds: regexp.MustCompile(`^cv[0-9]+$`),
-		Validate:     logApplied(authStore),
+		Tables:             []core.Table{applied},
+		DynamicKinds:       regexp.MustCompile(`^cv[0-9]+$`),
+		Validate:           logApplied(authStore),
+		Clock:              authClock,
+		TombstoneRetention: time.Hour,
 	})
 	if err != nil {
 		t.Fatalf("server.New over the harness store: %v", err)
@@ -116,7 +124,7 @@ func TestConvergence(t *testing.T, h Harness) {
 		clients[i] = h.NewClient(t, svc, o)
 	}
 
-	var cases, writes, syncs int
+	var cases, writes, syncs, collections int
 	injected := map[string]int64{}
 	rapid.Check(t, func(rt *rapid.T) {
 		cases++
@@ -173,6 +181,15 @@ func TestConvergence(t *testing.T, h Harness) {
 		}
 		n := rapid.IntRange(20, 24).Draw(rt, "writes")
 		for w := 0; w < n; {
+			if rapid.IntRange(0, 9).Draw(rt, "collect") == 0 {
+				// Every tombstone so far passes the retention and is
+				// collected: a replica that has not pulled since is reset.
+				collections++
+				authClock.Advance(2 * time.Hour)
+				if _, err := svc.Collect(ctx, kind); err != nil {
+					rt.Fatalf("collect: %v", err)
+				}
+			}
 			r := rapid.IntRange(0, nrep-1).Draw(rt, "replica")
 			act := rapid.IntRange(0, 9).Draw(rt, "action")
 			if act < 3 {
@@ -246,6 +263,7 @@ func TestConvergence(t *testing.T, h Harness) {
 			if err != nil {
 				rt.Fatalf("replica %d: list: %v", i, err)
 			}
+			got = withoutCollected(rt, authStore, kind, got, want)
 			if d := sameRecords(got, want); d != "" {
 				rt.Fatalf("replica %d differs from the authority (replica vs authority): %s", i, d)
 			}
@@ -274,7 +292,40 @@ func TestConvergence(t *testing.T, h Harness) {
 		parts = append(parts, fmt.Sprintf("%s=%d", f, n))
 	}
 	sort.Strings(parts)
-	t.Logf("%d cases, %d writes, %d random syncs; faults injected: %s", cases, writes, syncs, strings.Join(parts, " "))
+	t.Logf("%d cases, %d writes, %d random syncs, %d tombstone collections; faults injected: %s", cases, writes, syncs, collections, strings.Join(parts, " "))
+}
+
+// withoutCollected drops from a replica's rows the tombstones the
+// authority has collected since the replica pulled them (deleted, gone from
+// the authority, no newer than the kind's horizon): a replica that synced
+// within the retention keeps them, and they hide nothing.
+func withoutCollected(t fataler, auth core.Store, kind string, got, want []core.Record) []core.Record {
+	t.Helper()
+	var horizon time.Time
+	err := auth.View(context.Background(), func(ctx context.Context, tx core.Tx) error {
+		tt, ok := tx.(core.TombstoneTx)
+		if !ok {
+			return fmt.Errorf("the authority's store cannot collect tombstones")
+		}
+		var err error
+		horizon, err = tt.Horizon(ctx, kind)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the authority's horizon of %s: %v", kind, err)
+	}
+	at := map[string]bool{}
+	for _, r := range want {
+		at[r.ID] = true
+	}
+	out := got[:0:0]
+	for _, r := range got {
+		if r.Deleted() && !at[r.ID] && !r.UpdatedAt.After(horizon) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // pending counts the ops of kind in e's outbox (a failed case leaves its
