@@ -681,3 +681,126 @@ func decodePage(kind string, b []byte) (core.Page, error) {
 	}
 	return page, nil
 }
+
+// parsePushFrame reads a push frame (valid JSON, as parseFrame has checked)
+// with jsontext in one pass, without reflection: ok only for a frame of
+// exactly the members and token kinds a client writes (t, id, ops, each op's
+// members, traceparent; no duplicates, valid UTF-8), which it reads as
+// encoding/json would. Any other frame is left to encoding/json (ok false),
+// so that what parseFrame accepts and refuses does not change.
+func parsePushFrame(b []byte) (f clientFrame, ok bool) {
+	if !bytes.HasPrefix(b, []byte(`{"t":"push",`)) {
+		return f, false
+	}
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	str := func() (string, bool) {
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
+			return "", false
+		}
+		return tok.String(), true
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return f, false
+	}
+	for dec.PeekKind() != '}' {
+		name, ok := str()
+		if !ok {
+			return f, false
+		}
+		switch name {
+		case "t":
+			if f.T, ok = str(); !ok {
+				return f, false
+			}
+		case "id":
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '0' {
+				return f, false
+			}
+			id, err := strconv.ParseInt(tok.String(), 10, 64)
+			if err != nil {
+				return f, false
+			}
+			f.ID = &id
+		case "traceparent":
+			if f.Traceparent, ok = str(); !ok {
+				return f, false
+			}
+		case "ops":
+			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+				return f, false
+			}
+			for dec.PeekKind() != ']' {
+				op, ok := readOp(dec)
+				if !ok {
+					return f, false
+				}
+				f.Ops = append(f.Ops, op)
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return f, false
+			}
+		default:
+			return f, false
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return f, false
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return f, false
+	}
+	return f, f.T == tPush && f.ID != nil
+}
+
+// readOp reads one op object of a push frame for parsePushFrame.
+func readOp(dec *jsontext.Decoder) (w wireOp, ok bool) {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return w, false
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil || name.Kind() != '"' {
+			return w, false
+		}
+		var dst *string
+		switch name.String() {
+		case "opId":
+			dst = &w.OpID
+		case "kind":
+			dst = &w.Kind
+		case "id":
+			dst = &w.ID
+		case "type":
+			dst = &w.Type
+		case "baseUpdatedAt":
+			dst = &w.BaseUpdatedAt
+		case "editedAt":
+			dst = &w.EditedAt
+		case "payload":
+			v, err := dec.ReadValue()
+			if err != nil {
+				return w, false
+			}
+			w.Payload = append(json.RawMessage(nil), v...)
+			continue
+		case "force":
+			tok, err := dec.ReadToken()
+			if err != nil || (tok.Kind() != 't' && tok.Kind() != 'f') {
+				return w, false
+			}
+			w.Force = tok.Bool()
+			continue
+		default:
+			return w, false
+		}
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
+			return w, false
+		}
+		*dst = tok.String()
+	}
+	_, err := dec.ReadToken()
+	return w, err == nil
+}

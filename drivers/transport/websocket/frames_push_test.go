@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
@@ -216,4 +217,50 @@ func TestDecodePageRefusesBrokenFrames(t *testing.T) {
 			t.Errorf("pageFrameID(%s) took it", b)
 		}
 	}
+}
+
+// parsePushFrame reads every push frame it takes as encoding/json reads it,
+// and takes the frames clients write (by hand or with encoding/json).
+func TestParsePushFrameMatchesEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		f := clientFrame{T: tPush, Traceparent: rapid.SampledFrom([]string{"", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}).Draw(t, "tp")}
+		id := rapid.Int64Range(-3, 1<<53).Draw(t, "id")
+		f.ID = &id
+		for range rapid.IntRange(0, 4).Draw(t, "n") {
+			op := core.Op{OpID: text(t, "opid"), Kind: text(t, "kind"), ID: text(t, "rid"),
+				Type:  core.OpType(rapid.SampledFrom([]string{"upsert", "delete", "x"}).Draw(t, "type")),
+				Force: rapid.Bool().Draw(t, "force")}
+			if rapid.Bool().Draw(t, "base") {
+				op.BaseUpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+			}
+			if op.Type == core.OpUpsert {
+				op.Payload = []byte(rapid.SampledFrom([]string{`{"a":1}`, `{ "a" : [1, {"b":"}"}] }`, `null`, `[1]`, `{"\u00e9":"\ud83d\ude00"}`}).Draw(t, "payload"))
+			}
+			f.Ops = append(f.Ops, encodeOp(&op))
+		}
+		frames := [][]byte{appendPushFrame(nil, id, f.Ops, f.Traceparent)}
+		if b, err := json.Marshal(f); err == nil {
+			frames = append(frames, b)
+		}
+		// A frame cut short, or with a member renamed, is not taken.
+		whole := frames[0]
+		frames = append(frames, whole[:rapid.IntRange(0, len(whole)).Draw(t, "cut")])
+		for _, b := range frames {
+			got, ok := parsePushFrame(b)
+			var want clientFrame
+			err := json.Unmarshal(b, &want)
+			if !ok {
+				if len(b) == len(whole) && string(b) == string(whole) && utf8.Valid(b) {
+					t.Fatalf("a client's frame was not taken: %s", b)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("taken, but encoding/json refuses it (%v): %s", err, b)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s:\n got %+v\nwant %+v", b, got, want)
+			}
+		}
+	})
 }

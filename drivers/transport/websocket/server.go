@@ -401,6 +401,9 @@ func parseFrame(data []byte) (f clientFrame, id int64, closeCode ws.StatusCode, 
 	if len(data) == 0 || data[0] != '{' {
 		return f, 0, ws.StatusInvalidFramePayloadData, errors.New("a frame must be a JSON object")
 	}
+	if pf, ok := parsePushFrame(data); ok && *pf.ID >= 1 {
+		return pf, *pf.ID, 0, nil // the hot frame, read without reflection
+	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		var idOnly struct {
 			ID int64 `json:"id"`
