@@ -59,6 +59,8 @@ const (
 	multiLoadDSNEnv   = "OFFSYNC_MULTILOAD_DSN"
 	multiInstances    = 3
 	killedInstance    = 1 // the second
+	// maxResends bounds the re-sends of one op after the kill.
+	maxResends = 200
 )
 
 // instanceName is the application_name instance i's sessions carry: the
@@ -153,10 +155,18 @@ func TestMultiLoad(t *testing.T) {
 
 	// The killed instance's clients go through a balancer per listener;
 	// after the kill each sends them to the same listener of the others.
+	// Its REST clients go through a Failover instead, which kills the
+	// instance right after it committed a push and drops the answer.
 	balancers := map[string]*multitest.Balancer{} // by the killed instance's HOST:PORT
 	survivors := map[string][]string{}            // the same, of the other instances
-	via := map[string]string{}                    // the killed instance's endpoints, through the balancers
+	via := map[string]string{}                    // the killed instance's endpoints, through the proxies
+	restURL := endpoints[killedInstance]["rest"]
+	failover := multitest.NewFailover(t, restURL)
 	for _, f := range loadForms {
+		if f == "rest" {
+			via[f] = strings.Replace(restURL, "http://"+hostOf(t, restURL), failover.URL, 1)
+			continue
+		}
 		h := hostOf(t, endpoints[killedInstance][f])
 		if balancers[h] == nil {
 			balancers[h] = multitest.NewBalancer(t, h)
@@ -322,10 +332,14 @@ func TestMultiLoad(t *testing.T) {
 				ackMu.Unlock()
 				return time.Since(start), true
 			}
+			// Only a transport error of the killed instance's writer, after
+			// the kill, is a connection break; an answer is final, and
+			// the re-sends are bounded.
 			if err == nil {
-				err = fmt.Errorf("answered %+v", res)
+				errs.add(fmt.Errorf("writer %d (%s, instance %d): push %s/%s (attempt %d) answered %+v", w, formOf(w), instanceOf(w)+1, kind, id, attempt+1, res))
+				return 0, false
 			}
-			if instanceOf(w) != killedInstance || !killed.Load() || ctx.Err() != nil {
+			if instanceOf(w) != killedInstance || !killed.Load() || ctx.Err() != nil || attempt >= maxResends {
 				errs.add(fmt.Errorf("writer %d (%s, instance %d): push %s/%s: %w", w, formOf(w), instanceOf(w)+1, kind, id, err))
 				return 0, false
 			}
@@ -366,12 +380,39 @@ func TestMultiLoad(t *testing.T) {
 		})
 	}
 
-	// Halfway through, the second instance is killed; its balancers
-	// refuse connections while it dies, then send them to the others.
+	// Halfway through, the second instance is killed: the failover is
+	// armed, and kills it once it has committed the next REST push (or,
+	// with no REST writer on it, at once). Its balancers refuse
+	// connections while it dies, then send them to the others.
+	var killOnce sync.Once
+	var killedAfter time.Duration
+	var killErr error
+	kill := func() {
+		killOnce.Do(func() {
+			rssEnd[killedInstance] = inst[killedInstance].RSSKB()
+			killed.Store(true)
+			for _, b := range balancers {
+				b.Down()
+			}
+			killErr = inst[killedInstance].Kill()
+			killedAfter = time.Since(began)
+			for h, b := range balancers {
+				b.Retarget(survivors[h]...)
+			}
+			failover.Retarget(t, endpoints[(killedInstance+1)%multiInstances]["rest"])
+		})
+	}
+	failover.Kill = kill
+	restWriters := 0 // on the killed instance
+	for w := range writers {
+		if instanceOf(w) == killedInstance && formOf(w) == "rest" {
+			restWriters++
+		}
+	}
+	var droppedPath string
 	sample := time.NewTicker(time.Second)
 	killAt := time.After(time.Duration(seconds) * time.Second / 2)
 	deadline := time.After(time.Duration(seconds) * time.Second)
-	var killedAfter time.Duration
 sampling:
 	for {
 		select {
@@ -382,19 +423,12 @@ sampling:
 				}
 			}
 		case <-killAt:
-			rssEnd[killedInstance] = inst[killedInstance].RSSKB()
-			rssPeak[killedInstance] = max(rssPeak[killedInstance], rssEnd[killedInstance])
-			killed.Store(true)
-			for _, b := range balancers {
-				b.Down()
+			if restWriters == 0 {
+				kill()
+			} else {
+				failover.Arm()
 			}
-			if err := inst[killedInstance].Kill(); err != nil {
-				t.Fatalf("SIGKILL to instance %d: %v", killedInstance+1, err)
-			}
-			killedAfter = time.Since(began)
-			for h, b := range balancers {
-				b.Retarget(survivors[h]...)
-			}
+		case droppedPath = <-failover.Killed:
 		case <-deadline:
 			break sampling
 		}
@@ -402,6 +436,14 @@ sampling:
 	sample.Stop()
 	close(stop)
 	ws.Wait()
+	if !killed.Load() {
+		// The armed failover saw no push before the deadline.
+		kill()
+	}
+	if killErr != nil {
+		t.Fatalf("SIGKILL to instance %d: %v", killedInstance+1, killErr)
+	}
+	rssPeak[killedInstance] = max(rssPeak[killedInstance], rssEnd[killedInstance])
 	elapsed := time.Since(began)
 	loadAfter := loadtest.LoadAvg()
 	for i, c := range inst {
@@ -471,6 +513,9 @@ sampling:
 		multiInstances, streams, writers, loadKinds, interval, elapsed.Round(time.Millisecond), killedInstance+1, killedAfter.Round(time.Millisecond))
 	t.Logf("multiload: %d writes acknowledged (%.0f/s), %d notices delivered, %d of %d fences seen",
 		len(acked), float64(len(acked))/elapsed.Seconds(), notices.Load(), fencesSeen.Load(), streams)
+	if droppedPath != "" {
+		t.Logf("multiload: instance %d killed right after committing POST %s, its answer dropped", killedInstance+1, droppedPath)
+	}
 	t.Logf("multiload: expected connection breaks of the killed instance's clients: %d failed push attempts, %d stream gaps (%d of its %d streams came back); %d ops re-sent, %d of them applied by the killed instance before it died and not again; other errors %d",
 		pushBreaks.Load(), streamGaps.Load(), back.Load(), onKilled, len(resent), resentApplied, errs.n.Load())
 	t.Logf("multiload: applied log: %d markers for %d acknowledged ops, %d problems (lost, applied twice or stray); row versions by instance: %v",
@@ -498,6 +543,9 @@ sampling:
 	}
 	if onKilled > 0 && streamGaps.Load() == 0 {
 		t.Errorf("no stream of instance %d saw its connection break: the kill did not happen under load", killedInstance+1)
+	}
+	if restWriters > 0 && resentApplied == 0 {
+		t.Errorf("no re-sent op had been applied by instance %d: the push whose answer the failover dropped was lost or not re-sent", killedInstance+1)
 	}
 	if t.Failed() {
 		return

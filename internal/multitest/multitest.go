@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,8 @@ func NewFailover(t testing.TB, base string) *Failover {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 		},
+		// A stream cut by the kill is expected; the client sees it.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
@@ -88,9 +91,9 @@ func (f *Failover) roundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // Balancer is a loopback TCP proxy in front of one listener of an instance.
-// Each connection it accepts is joined to a fresh connection to its current
-// target; with no target (Down) it closes what it accepts, as a balancer
-// with no healthy backend does. Since it moves bytes, not requests, every
+// Each connection it accepts is joined to a fresh connection to one of its
+// current targets, taken in turn; with none (Down) it closes what it
+// accepts, as a balancer with no healthy backend does. Since it moves bytes, not requests, every
 // wire form passes through it: a client whose instance dies loses its
 // connection, reconnects through the balancer and lands on the new target.
 type Balancer struct {
@@ -98,7 +101,8 @@ type Balancer struct {
 	Addr string
 
 	ln     net.Listener
-	target atomic.Pointer[string]
+	target atomic.Pointer[[]string]
+	turn   atomic.Uint64
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -118,13 +122,13 @@ func NewBalancer(t testing.TB, target string) *Balancer {
 	return b
 }
 
-// Retarget sends the connections accepted from now on to target; those
-// already joined keep their instance.
-func (b *Balancer) Retarget(target string) { b.target.Store(&target) }
+// Retarget sends the connections accepted from now on to targets (HOST:PORT
+// each), in turn; those already joined keep their instance.
+func (b *Balancer) Retarget(targets ...string) { b.target.Store(&targets) }
 
 // Down makes the balancer refuse connections (accept and close them) until
 // the next Retarget.
-func (b *Balancer) Down() { b.Retarget("") }
+func (b *Balancer) Down() { b.Retarget() }
 
 func (b *Balancer) accept() {
 	for {
@@ -152,10 +156,11 @@ func (b *Balancer) track(c net.Conn, on bool) bool {
 
 func (b *Balancer) join(c net.Conn) {
 	defer c.Close()
-	to := *b.target.Load()
-	if to == "" || !b.track(c, true) {
+	targets := *b.target.Load()
+	if len(targets) == 0 || !b.track(c, true) {
 		return
 	}
+	to := targets[(b.turn.Add(1)-1)%uint64(len(targets))]
 	defer b.track(c, false)
 	s, err := net.Dial("tcp", to)
 	if err != nil {

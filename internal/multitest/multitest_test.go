@@ -84,6 +84,25 @@ func TestBalancer(t *testing.T) {
 		t.Fatalf("the first connection after Retarget: %q, %v; want a", got, err)
 	}
 
+	// Several targets are taken in turn.
+	bal.Retarget(a, b)
+	var got []string
+	for range 4 {
+		c, err := net.Dial("tcp", bal.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, err := ask(t, c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, name)
+	}
+	if strings.Join(got, "") != "abab" {
+		t.Fatalf("two targets in turn: %v", got)
+	}
+
 	// A target that goes away closes its clients' connections.
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
