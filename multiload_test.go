@@ -31,12 +31,15 @@ import (
 // a process of its own, on one Postgres database, serve the streams and
 // writers of TestLoad spread over them (client i on instance i%3, over the
 // wire form (i/3)%4, so that every instance serves every form). The
-// clients of the second instance reach it through a multitest.Balancer per
-// listener, as through a load balancer. In the middle of the writes that
-// instance is killed with SIGKILL; the balancer then sends its clients to
-// the two others: its streams reconnect (each reports a gap) and its
+// clients of the second instance reach it through a load balancer: a
+// multitest.Balancer per listener, and for REST a multitest.Failover. In
+// the middle of the writes the failover is armed: it lets the next REST
+// push commit, then that instance is killed with SIGKILL and the answer is
+// dropped. The balancers then send its clients to the two others (the
+// failover to one): its streams reconnect (each reports a gap) and its
 // writers re-send the push they had no answer for, with the same op id,
-// until it is answered.
+// until it is answered; the push the failover cut must be answered without
+// being applied again.
 //
 // At the end: no error but the connection breaks of the killed instance's
 // clients (counted and reported); a trigger's log of every row version the
