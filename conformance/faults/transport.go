@@ -22,8 +22,20 @@ func Wrap(inner core.Transport, inj *Injector) core.Transport {
 	s, isS := inner.(core.Subscriber)
 	b, isB := inner.(core.Batcher)
 	gm, sm, bm := getMethod{t, g}, subscribeMethod{t, s}, batchMethod{t, b}
-	// One type per combination of optional powers: eight in all.
+	// One type per combination of optional powers: eight in all, and a
+	// ninth for a transport with every power that also carries several
+	// pushes at once (every first-party client), so that faults reach
+	// pipelined pushes too.
+	p, isP := inner.(core.Pipeliner)
 	switch {
+	case isG && isS && isB && isP:
+		return struct {
+			*transport
+			getMethod
+			subscribeMethod
+			batchMethod
+			core.Pipeliner
+		}{t, gm, sm, bm, p}
 	case isG && isS && isB:
 		return struct {
 			*transport

@@ -95,6 +95,7 @@ func Tests() []Test {
 		{"ScopeInvisibility", TestScopeInvisibility},
 		{"BadRequests", TestBadRequests},
 		{"Batch", TestBatch},
+		{"Pipelined", TestPipelined},
 		{"Get", TestGet},
 		{"Realtime", TestRealtime},
 		{"LimitsIDs", TestLimitsIDs},
@@ -358,6 +359,7 @@ type replicaOptions struct {
 	token     string
 	conflicts core.Resolver
 	pageSize  int
+	batchSize int
 	wrap      func(core.Transport) core.Transport
 	wrapConn  func(net.Conn) net.Conn // a client of its own through ClientOptions.WrapConn (Features.Conn)
 }
@@ -374,7 +376,7 @@ func (w *world) replica(name string, o replicaOptions) *replica {
 	if o.wrap != nil {
 		tr = o.wrap(tr)
 	}
-	opts := &core.Options{Tables: []core.Table{Notes}, Clock: w.clock, PageSize: o.pageSize}
+	opts := &core.Options{Tables: []core.Table{Notes}, Clock: w.clock, PageSize: o.pageSize, BatchSize: o.batchSize}
 	if o.conflicts != nil {
 		opts.Conflicts = core.Conflicts{Default: o.conflicts}
 	}

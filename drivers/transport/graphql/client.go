@@ -92,6 +92,7 @@ var (
 	_ core.Subscriber = (*Client)(nil)
 	_ core.Getter     = (*Client)(nil)
 	_ core.Batcher    = (*Client)(nil)
+	_ core.Pipeliner  = (*Client)(nil)
 	_ io.Closer       = (*Client)(nil)
 )
 
@@ -634,3 +635,10 @@ func encodeRequest(req *genql.Request) ([]byte, error) {
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
 }
+
+// pushDepth is how many pushes the engine keeps in flight: with two, the
+// next batch's mutation is on its way while the server applies one.
+const pushDepth = 2
+
+// PushDepth implements core.Pipeliner.
+func (c *Client) PushDepth() int { return pushDepth }

@@ -73,6 +73,7 @@ var (
 	_ core.Getter     = (*Client)(nil)
 	_ core.Subscriber = (*Client)(nil)
 	_ core.Batcher    = (*Client)(nil)
+	_ core.Pipeliner  = (*Client)(nil)
 )
 
 // health is what /health told the client.
@@ -527,3 +528,12 @@ func (c *Client) Get(ctx context.Context, kind, id string) (core.Record, error) 
 	}
 	return rec, nil
 }
+
+// pushDepth is how many pushes the engine keeps in flight: with two, the
+// next batch is on its way (on a second keep-alive connection) while the
+// server applies one, so the server does not wait for the replica between
+// batches.
+const pushDepth = 2
+
+// PushDepth implements core.Pipeliner.
+func (c *Client) PushDepth() int { return pushDepth }
