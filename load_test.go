@@ -60,11 +60,19 @@ func TestLoadServerProcess(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
+	serveLoadChild(t, dir, "{dsn: "+filepath.Join(dir, "server.db")+"}")
+}
+
+// serveLoadChild serves every wire form over the load kinds on the store
+// storeYAML (a YAML flow mapping) until the parent test ends, announcing
+// the endpoints to it: the server of TestLoad and each instance of
+// TestMultiLoad.
+func serveLoadChild(t *testing.T, dir, storeYAML string) {
 	kinds := make([]string, loadKinds)
 	for i := range kinds {
 		kinds[i] = loadKind(i)
 	}
-	cfg, err := config.ParseServer([]byte(`store: {dsn: `+filepath.Join(dir, "server.db")+`}
+	cfg, err := config.ParseServer([]byte(`store: `+storeYAML+`
 server:
   http: 127.0.0.1:0
   kinds: [`+strings.Join(kinds, ", ")+`]

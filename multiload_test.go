@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,8 +17,6 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to read the applied log
 
-	"github.com/offsync/offsync"
-	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/internal/loadtest"
 	"github.com/offsync/offsync/internal/multitest"
@@ -77,35 +73,7 @@ func TestMultiLoadServerProcess(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	kinds := make([]string, loadKinds)
-	for i := range kinds {
-		kinds[i] = loadKind(i)
-	}
-	cfg, err := config.ParseServer([]byte(`store: {driver: postgres, dsn: `+strconv.Quote(os.Getenv(multiLoadDSNEnv))+`}
-server:
-  http: 127.0.0.1:0
-  kinds: [`+strings.Join(kinds, ", ")+`]
-  transports: {rest: {}, websocket: {}, graphql: {}, grpc: {}}
-`), filepath.Join(dir, "server.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- offsync.ServeWith(ctx, cfg, &offsync.ServeOptions{
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-			Ready: func(endpoints map[string]string) {
-				b, _ := json.Marshal(endpoints)
-				loadtest.Announce(string(b))
-			},
-		})
-	}()
-	loadtest.AwaitParent()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	serveLoadChild(t, dir, "{driver: postgres, dsn: "+strconv.Quote(os.Getenv(multiLoadDSNEnv))+"}")
 }
 
 // hostOf is the HOST:PORT of an endpoint URL.
