@@ -194,19 +194,7 @@ func (t *Tx) queryOps(ctx context.Context, what, query string, args ...any) ([]c
 	if err != nil {
 		return nil, t.dbErr(what, err)
 	}
-	return toOps(ops)
-}
-
-func toOps(rows []opRow) ([]core.Op, error) {
-	out := make([]core.Op, len(rows))
-	for i := range rows {
-		op, err := rows[i].op()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = op
-	}
-	return out, nil
+	return ops, nil
 }
 
 // GetOp implements core.ReplicaTx.
