@@ -208,11 +208,29 @@ func TestOpenUnreachableServerIsUnavailable(t *testing.T) {
 // order is version order.
 func TestNextVersionUnderConcurrentTransactions(t *testing.T) {
 	s := open(t, pgtest.New(t), core.Documents("todo"))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // fixed: versions come from last+1µs
+	rows := concurrentVersions(t, s, now)
+	if first := time.UnixMicro(rows[0].V).UTC(); !first.Equal(now) {
+		t.Fatalf("first version %v, want now %v", first, now)
+	}
+}
+
+// versionRow is what one transaction of concurrentVersions recorded: its
+// version and how many transactions it saw committed before it.
+type versionRow struct{ V, Seen int64 }
+
+// concurrentVersions runs 8 writers of 25 transactions each on kind "todo"
+// of s; each transaction, after NextVersion(now), records its version and
+// how many earlier transactions it saw committed. It fails t unless every
+// transaction was applied once, the versions are distinct and the one with
+// the k-th smallest version saw exactly k-1 committed (commit order is
+// version order), and returns the rows in version order.
+func concurrentVersions(t *testing.T, s *postgres.Store, now time.Time) []versionRow {
+	t.Helper()
 	ctx := t.Context()
 	if _, err := s.DB().ExecContext(ctx, "CREATE TABLE vlog (v BIGINT NOT NULL, seen BIGINT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // fixed: versions come from last+1µs
 	const writers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -240,13 +258,12 @@ func TestNextVersionUnderConcurrentTransactions(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	type row struct{ V, Seen int64 }
-	var rows []row
+	var rows []versionRow
 	if err := s.DB().NewRaw("SELECT v, seen FROM vlog ORDER BY v").Scan(ctx, &rows); err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) != writers*each {
-		t.Fatalf("%d rows, want %d", len(rows), writers*each)
+		t.Fatalf("%d rows, want %d (each transaction applied once)", len(rows), writers*each)
 	}
 	for i, r := range rows {
 		if i > 0 && r.V <= rows[i-1].V {
@@ -256,9 +273,7 @@ func TestNextVersionUnderConcurrentTransactions(t *testing.T) {
 			t.Fatalf("transaction with version #%d saw %d committed before it: commit order != version order", i, r.Seen)
 		}
 	}
-	if first := time.UnixMicro(rows[0].V).UTC(); !first.Equal(now) {
-		t.Fatalf("first version %v, want now %v", first, now)
-	}
+	return rows
 }
 
 // TestNextVersionWaitsForTheHolder is the deterministic half: while one

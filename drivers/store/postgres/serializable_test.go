@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,54 +78,7 @@ func TestConformanceSerializable(t *testing.T) { storetest.Run(t, serializableHa
 // increase in commit order.
 func TestNextVersionUnderConcurrentTransactionsSerializable(t *testing.T) {
 	s := openSerializable(t, pgtest.New(t), nil, core.Documents("todo"))
-	ctx := t.Context()
-	if _, err := s.DB().ExecContext(ctx, "CREATE TABLE vlog (v BIGINT NOT NULL, seen BIGINT NOT NULL)"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	const writers, each = 8, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for range writers {
-		wg.Go(func() {
-			for range each {
-				err := s.Update(ctx, func(ctx context.Context, tx core.Tx) error {
-					v, err := tx.NextVersion(ctx, "todo", now)
-					if err != nil {
-						return err
-					}
-					_, err = bunstore.Bun(tx).ExecContext(ctx,
-						"INSERT INTO vlog (v, seen) SELECT ?, count(*) FROM vlog", v.UnixMicro())
-					return err
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	type row struct{ V, Seen int64 }
-	var rows []row
-	if err := s.DB().NewRaw("SELECT v, seen FROM vlog ORDER BY v").Scan(ctx, &rows); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != writers*each {
-		t.Fatalf("%d rows, want %d (each transaction applied once)", len(rows), writers*each)
-	}
-	for i, r := range rows {
-		if i > 0 && r.V <= rows[i-1].V {
-			t.Fatalf("duplicate version %d", r.V)
-		}
-		if r.Seen != int64(i) {
-			t.Fatalf("transaction with version #%d saw %d committed before it: commit order != version order", i, r.Seen)
-		}
-	}
+	rows := concurrentVersions(t, s, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	t.Logf("%d transactions, %d reruns after a serialization failure", len(rows), s.Retries())
 }
 
