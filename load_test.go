@@ -99,6 +99,53 @@ server:
 	}
 }
 
+// loadStream is one subscription of a load test.
+type loadStream struct {
+	form string
+	tr   core.Transport
+	ch   <-chan core.Notice
+}
+
+// openLoadStreams opens n streams, at most 32 dialling at once: stream i
+// subscribes to loadKind(i) over the form and endpoint where(i) names
+// (label names it in errors). Failures are added to errs; a stream that
+// failed has a nil transport or channel.
+func openLoadStreams(ctx context.Context, n int, where func(i int) (form, endpoint, label string), errs *loadErrors) []loadStream {
+	ss := make([]loadStream, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range ss {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			form, endpoint, label := where(i)
+			tr, err := core.OpenTransport(ctx, form, endpoint, nil)
+			if err != nil {
+				errs.add(fmt.Errorf("stream %d (%s): open: %w", i, label, err))
+				return
+			}
+			ch, err := tr.(core.Subscriber).Subscribe(ctx, []string{loadKind(i)})
+			if err != nil {
+				errs.add(fmt.Errorf("stream %d (%s): subscribe: %w", i, label, err))
+			}
+			ss[i] = loadStream{form: form, tr: tr, ch: ch}
+		}()
+	}
+	wg.Wait()
+	return ss
+}
+
+// closeLoadStreams closes the transports of ss.
+func closeLoadStreams(ss []loadStream) {
+	for _, s := range ss {
+		if s.tr != nil {
+			closeIf(s.tr)
+		}
+	}
+}
+
 // loadErrors collects the errors of a run: every one is counted, the first
 // few kept.
 type loadErrors struct {
@@ -151,42 +198,11 @@ func TestLoad(t *testing.T) {
 		fenceID[k] = fmt.Sprintf("fence-%d", k)
 	}
 
-	// Open the streams, at most 32 dialling at once.
-	type stream struct {
-		form string
-		tr   core.Transport
-		ch   <-chan core.Notice
-	}
-	ss := make([]stream, streams)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for i := range ss {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			form := loadForms[i%len(loadForms)]
-			tr, err := core.OpenTransport(ctx, form, endpoints[form], nil)
-			if err != nil {
-				errs.add(fmt.Errorf("stream %d (%s): open: %w", i, form, err))
-				return
-			}
-			ch, err := tr.(core.Subscriber).Subscribe(ctx, []string{loadKind(i)})
-			if err != nil {
-				errs.add(fmt.Errorf("stream %d (%s): subscribe: %w", i, form, err))
-			}
-			ss[i] = stream{form: form, tr: tr, ch: ch}
-		}()
-	}
-	wg.Wait()
-	defer func() {
-		for _, s := range ss {
-			if s.tr != nil {
-				closeIf(s.tr)
-			}
-		}
-	}()
+	ss := openLoadStreams(ctx, streams, func(i int) (string, string, string) {
+		form := loadForms[i%len(loadForms)]
+		return form, endpoints[form], form
+	}, &errs)
+	defer closeLoadStreams(ss)
 	if n := errs.n.Load(); n > 0 {
 		t.Fatalf("%d of %d streams failed to open; first: %v", n, streams, errs.first)
 	}

@@ -177,42 +177,11 @@ func TestMultiLoad(t *testing.T) {
 		fenceID[k] = fmt.Sprintf("fence-%d", k)
 	}
 
-	// Open the streams, at most 32 dialling at once.
-	type stream struct {
-		form string
-		tr   core.Transport
-		ch   <-chan core.Notice
-	}
-	ss := make([]stream, streams)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for i := range ss {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			form := formOf(i)
-			tr, err := core.OpenTransport(ctx, form, endpointOf(i), nil)
-			if err != nil {
-				errs.add(fmt.Errorf("stream %d (%s, instance %d): open: %w", i, form, instanceOf(i)+1, err))
-				return
-			}
-			ch, err := tr.(core.Subscriber).Subscribe(ctx, []string{loadKind(i)})
-			if err != nil {
-				errs.add(fmt.Errorf("stream %d (%s, instance %d): subscribe: %w", i, form, instanceOf(i)+1, err))
-			}
-			ss[i] = stream{form: form, tr: tr, ch: ch}
-		}()
-	}
-	wg.Wait()
-	defer func() {
-		for _, s := range ss {
-			if s.tr != nil {
-				closeIf(s.tr)
-			}
-		}
-	}()
+	ss := openLoadStreams(ctx, streams, func(i int) (string, string, string) {
+		form := formOf(i)
+		return form, endpointOf(i), fmt.Sprintf("%s, instance %d", form, instanceOf(i)+1)
+	}, &errs)
+	defer closeLoadStreams(ss)
 	if n := errs.n.Load(); n > 0 {
 		t.Fatalf("%d of %d streams failed to open; first: %v", n, streams, errs.first)
 	}
