@@ -75,6 +75,13 @@ server: {http: "127.0.0.1:0", kinds: [conformance], transports: {`+name+`: {}}}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return strings.TrimSuffix(serveInProcess(t, cfg)[name], "/")
+}
+
+// serveInProcess runs offsync.ServeWith on cfg in this process until the
+// test ends and returns its endpoints once it listens.
+func serveInProcess(t *testing.T, cfg *config.Server) map[string]string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan map[string]string, 1)
 	done := make(chan error, 1)
@@ -92,11 +99,11 @@ server: {http: "127.0.0.1:0", kinds: [conformance], transports: {`+name+`: {}}}
 	})
 	select {
 	case e := <-ready:
-		return strings.TrimSuffix(e[name], "/")
+		return e
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	return ""
+	return nil
 }
 
 func TestConformanceFailsAgainstDefectiveServers(t *testing.T) {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/offsync/offsync"
 	"github.com/offsync/offsync/config"
 	"github.com/offsync/offsync/internal/testcert"
 )
@@ -28,28 +25,7 @@ server:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- offsync.ServeWith(ctx, cfg, &offsync.ServeOptions{
-			Logger: slog.New(slog.DiscardHandler),
-			Ready:  func(e map[string]string) { ready <- e },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case e := <-ready:
-		return e, cert.CertFile
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	return nil, ""
+	return serveInProcess(t, cfg), cert.CertFile
 }
 
 // offsync conformance --ca FILE checks a server whose certificate the
