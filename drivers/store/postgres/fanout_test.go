@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/drivers/store/postgres"
 	"github.com/offsync/offsync/drivers/store/sqlite"
 	"github.com/offsync/offsync/internal/pgtest"
 	"github.com/offsync/offsync/server"
@@ -66,10 +67,19 @@ func waitEvent(t *testing.T, ctx context.Context, sub *core.Subscription, what s
 // LISTEN/NOTIFY (instance 2 never saw the push) and pulls it.
 func TestTwoInstancesFanOutThroughListenNotify(t *testing.T) {
 	t.Parallel()
+	fanOutAcrossInstances(t, nil)
+}
+
+// fanOutAcrossInstances: two authority instances, each over a store opened
+// with popts, share one database. Replica A pushes through instance 1;
+// replica B, running in realtime against instance 2 only, hears of the
+// change through the stores' notices (instance 2 never saw the push) and
+// pulls it.
+func fanOutAcrossInstances(t *testing.T, popts *postgres.Options) {
 	dsn := pgtest.New(t)
 	notes := core.Documents("note")
 	opts := server.Options{Tables: []core.Table{notes}}
-	one, two := newInstance(t, dsn, opts), newInstance(t, dsn, opts)
+	one, two := newInstanceOpts(t, dsn, popts, opts), newInstanceOpts(t, dsn, popts, opts)
 	a := newReplica(t, "a", one, notes)
 	b := newReplica(t, "b", two, notes)
 

@@ -9,7 +9,6 @@ import (
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/store/postgres"
 	"github.com/offsync/offsync/internal/pgtest"
-	"github.com/offsync/offsync/server"
 )
 
 // openOpts opens a store on dsn with opts, registered with tables.
@@ -109,40 +108,7 @@ func TestPollNotifierSeesACommittedWrite(t *testing.T) {
 // pushed through instance 1.
 func TestTwoInstancesFanOutByPolling(t *testing.T) {
 	t.Parallel()
-	dsn := pgtest.New(t)
-	notes := core.Documents("note")
-	opts := server.Options{Tables: []core.Table{notes}}
-	popts := &postgres.Options{Notify: postgres.NotifyPoll, PollInterval: 50 * time.Millisecond}
-	one, two := newInstanceOpts(t, dsn, popts, opts), newInstanceOpts(t, dsn, popts, opts)
-	a := newReplica(t, "a", one, notes)
-	b := newReplica(t, "b", two, notes)
-
-	ctx := deadlineCtx(t)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	sub := b.Subscribe(256)
-	defer sub.Close()
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx, core.Realtime()) }()
-	waitEvent(t, ctx, sub, "B's first sync", func(ev core.Event) bool { _, ok := ev.(core.SyncCompleted); return ok })
-
-	if err := core.DocsFor(a, notes).Put(ctx, "n1", map[string]any{"title": "from A"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, ctx, sub, "B pulling A's note", func(ev core.Event) bool {
-		p, ok := ev.(core.PagePulled)
-		return ok && p.Kind == "note" && p.Upserts == 1
-	})
-	if _, err := b.Get(ctx, "note", "n1"); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run returned %v", err)
-	}
+	fanOutAcrossInstances(t, &postgres.Options{Notify: postgres.NotifyPoll, PollInterval: 50 * time.Millisecond})
 }
 
 // TestNotifyAutoListensOnPostgres: the default mode probes LISTEN at Open;
