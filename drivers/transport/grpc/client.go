@@ -474,22 +474,7 @@ func (c *Client) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, er
 		}
 		fail = c.pushBatch(ctx, ops, idx, batch, results, blocked)
 	}
-	if fail == nil {
-		return results, nil
-	}
-	answered := false
-	for i := range results {
-		answered = answered || results[i].Status != 0
-	}
-	if !answered {
-		return nil, fail
-	}
-	for i := range results {
-		if results[i].Status == 0 {
-			results[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusRetry, Reason: fail.Error()}
-		}
-	}
-	return results, nil
+	return wire.FinishPush(ops, results, fail, 0)
 }
 
 // pushBatch sends one PushRequest and settles its ops' results.

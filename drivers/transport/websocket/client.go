@@ -723,25 +723,7 @@ func (c *Client) Push(ctx context.Context, ops []core.Op) ([]core.PushResult, er
 		}
 		fail, retryAfter = c.pushBatch(ctx, ops, idx, batch, results, blocked)
 	}
-	if fail == nil {
-		return results, nil
-	}
-	answered := false
-	for i := range results {
-		if results[i].Status != 0 {
-			answered = true
-			break
-		}
-	}
-	if !answered {
-		return nil, fail
-	}
-	for i := range results {
-		if results[i].Status == 0 {
-			results[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusRetry, Reason: fail.Error(), RetryAfter: retryAfter}
-		}
-	}
-	return results, nil
+	return wire.FinishPush(ops, results, fail, retryAfter)
 }
 
 // checkOp refuses an op that cannot be sent, without a round trip.
