@@ -99,6 +99,20 @@ server:
 	}
 }
 
+// loadSize is a load test's size: the small default given, the issue's
+// full size (1,000 streams, 50 writers, 60 s, a write every 500 ms per
+// writer) with OFFSYNC_LOAD set, and each figure overridden by
+// OFFSYNC_LOAD_STREAMS, _WRITERS, _SECONDS and _INTERVAL_MS.
+func loadSize(streams, writers, seconds, intervalMS int) (int, int, int, time.Duration) {
+	if os.Getenv("OFFSYNC_LOAD") != "" {
+		streams, writers, seconds, intervalMS = 1000, 50, 60, 500
+	}
+	return loadtest.EnvInt("OFFSYNC_LOAD_STREAMS", streams),
+		loadtest.EnvInt("OFFSYNC_LOAD_WRITERS", writers),
+		loadtest.EnvInt("OFFSYNC_LOAD_SECONDS", seconds),
+		time.Duration(loadtest.EnvInt("OFFSYNC_LOAD_INTERVAL_MS", intervalMS)) * time.Millisecond
+}
+
 // loadStream is one subscription of a load test.
 type loadStream struct {
 	form string
@@ -166,14 +180,7 @@ func TestLoad(t *testing.T) {
 	if loadtest.InChild(loadChildEnv) {
 		return
 	}
-	streams, writers, seconds, intervalMS := 100, 8, 2, 100
-	if os.Getenv("OFFSYNC_LOAD") != "" {
-		streams, writers, seconds, intervalMS = 1000, 50, 60, 500
-	}
-	streams = loadtest.EnvInt("OFFSYNC_LOAD_STREAMS", streams)
-	writers = loadtest.EnvInt("OFFSYNC_LOAD_WRITERS", writers)
-	seconds = loadtest.EnvInt("OFFSYNC_LOAD_SECONDS", seconds)
-	interval := time.Duration(loadtest.EnvInt("OFFSYNC_LOAD_INTERVAL_MS", intervalMS)) * time.Millisecond
+	streams, writers, seconds, interval := loadSize(100, 8, 2, 100)
 
 	child := loadtest.StartChild(t, "TestLoadServerProcess", loadChildEnv)
 	var endpoints map[string]string

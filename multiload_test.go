@@ -90,14 +90,7 @@ func TestMultiLoad(t *testing.T) {
 	if loadtest.InChild(multiLoadChildEnv) || loadtest.InChild(loadChildEnv) {
 		return
 	}
-	streams, writers, seconds, intervalMS := 60, 12, 4, 200
-	if os.Getenv("OFFSYNC_LOAD") != "" {
-		streams, writers, seconds, intervalMS = 1000, 50, 60, 500
-	}
-	streams = loadtest.EnvInt("OFFSYNC_LOAD_STREAMS", streams)
-	writers = loadtest.EnvInt("OFFSYNC_LOAD_WRITERS", writers)
-	seconds = loadtest.EnvInt("OFFSYNC_LOAD_SECONDS", seconds)
-	interval := time.Duration(loadtest.EnvInt("OFFSYNC_LOAD_INTERVAL_MS", intervalMS)) * time.Millisecond
+	streams, writers, seconds, interval := loadSize(60, 12, 4, 200)
 
 	dsn := pgtest.New(t)
 	var inst [multiInstances]*loadtest.Child
