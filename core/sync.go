@@ -144,17 +144,108 @@ func (e *Engine) pull(ctx context.Context, kinds []string, st *Stats, walks map[
 type pulled struct {
 	page Page
 	err  error
+	end  bool // a stream's last message: err is how it ended
 }
 
-// fetch requests a page in the background, so that the next page travels
+// walkReader reads the pages of one walk: over one stream when the transport
+// is a PageStreamer, else a request per page, each sent as soon as the
+// previous answer has named its token. Either way the next page travels
 // and decodes while the current one is applied.
+type walkReader struct {
+	e        *Engine
+	ctx      context.Context
+	streamer PageStreamer    // nil: a request per page
+	ch       <-chan pulled   // where the next page arrives; nil when nothing travels
+	walkCtx  context.Context // the walk's, ended by stop
+	stop     context.CancelFunc
+}
+
+func (e *Engine) newWalkReader(ctx context.Context) *walkReader {
+	w := &walkReader{e: e, ctx: ctx}
+	w.streamer, _ = e.tr.(PageStreamer)
+	return w
+}
+
+// start begins reading a walk at req, after stopping what was travelling.
+func (w *walkReader) start(req PullRequest) {
+	w.close()
+	ctx, cancel := context.WithCancel(w.ctx)
+	w.walkCtx, w.stop = ctx, cancel
+	if w.streamer != nil {
+		w.ch = w.e.streamPages(ctx, w.streamer, req)
+	} else {
+		w.ch = w.e.fetchPage(ctx, req)
+	}
+}
+
+// more asks for the page after a page with a token: a request of its own,
+// or nothing when the stream brings it anyway. It reports whether a token
+// travels in the request.
+func (w *walkReader) more(req PullRequest) bool {
+	if w.streamer != nil {
+		return false
+	}
+	w.ch = w.e.fetchPage(w.walkCtx, req)
+	return true
+}
+
+// next waits for the next page.
+func (w *walkReader) next() (Page, error) {
+	res := <-w.ch
+	if w.streamer == nil {
+		w.ch = nil
+	} else if res.end {
+		w.ch = nil
+		if res.err == nil {
+			res.err = fmt.Errorf("offsync: %w: the page stream ended before the walk's last page", ErrUnavailable)
+		}
+	}
+	return res.page, res.err
+}
+
+// close stops what is travelling and waits for it to end.
+func (w *walkReader) close() {
+	if w.stop != nil {
+		w.stop()
+	}
+	for w.ch != nil {
+		res := <-w.ch
+		if w.streamer == nil || res.end {
+			w.ch = nil
+		}
+	}
+}
+
+// fetchPage requests a page in the background.
 func (e *Engine) fetchPage(ctx context.Context, req PullRequest) <-chan pulled {
 	ch := make(chan pulled, 1)
 	go func() {
 		ctx, end := StartSpan(ctx, e.opts.Tracer, SpanPull, StringAttr(AttrKind, req.Kind), Attr{})
 		p, err := e.tr.Pull(ctx, req)
 		end(err)
-		ch <- pulled{p, err}
+		ch <- pulled{page: p, err: err}
+	}()
+	return ch
+}
+
+// streamPages reads a walk over s in the background; the channel holds at
+// most one page beyond the one being applied, and the stream waits for it
+// to be taken (its flow control holds back the authority), then ends with
+// a message saying how the stream ended.
+func (e *Engine) streamPages(ctx context.Context, s PageStreamer, req PullRequest) <-chan pulled {
+	ch := make(chan pulled, 1)
+	go func() {
+		ctx, end := StartSpan(ctx, e.opts.Tracer, SpanPull, StringAttr(AttrKind, req.Kind), Attr{})
+		err := s.PullPages(ctx, req, func(p Page) error {
+			select {
+			case ch <- pulled{page: p}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		end(err)
+		ch <- pulled{err: err, end: true}
 	}()
 	return ch
 }
@@ -164,21 +255,12 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats, walk walk
 	if err != nil {
 		return e.fail(kind, fmt.Errorf("offsync: read cursor of %q: %w", kind, err), false, st)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var inflight <-chan pulled
-	defer func() {
-		cancel()
-		if inflight != nil {
-			<-inflight
-		}
-	}()
-	first := PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}
-	inflight = e.fetchPage(ctx, first)
+	r := e.newWalkReader(ctx)
+	defer r.close()
+	r.start(PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize})
 	resetDone, tokenRetried, withToken := false, false, false
 	for {
-		res := <-inflight
-		inflight = nil
-		page, err := res.page, res.err
+		page, err := r.next()
 		switch {
 		case errors.Is(err, ErrResetRequired) && !resetDone:
 			resetDone = true
@@ -186,13 +268,15 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats, walk walk
 				return e.fail(kind, err, false, st)
 			}
 			cursor = Cursor{}
-			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, Limit: e.opts.PageSize}), false
+			r.start(PullRequest{Kind: kind, Limit: e.opts.PageSize})
+			withToken = false
 			continue
 		case errors.Is(err, ErrBadCursor) && withToken && !tokenRetried:
 			// A token the authority no longer reads (another instance, a
 			// restart): the walk starts again from the last applied row.
 			tokenRetried = true
-			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize}), false
+			r.start(PullRequest{Kind: kind, After: cursor, Limit: e.opts.PageSize})
+			withToken = false
 			continue
 		case err != nil:
 			return e.fail(kind, fmt.Errorf("offsync: pull %q: %w", kind, err), Retryable(err), st)
@@ -203,7 +287,7 @@ func (e *Engine) pullKind(ctx context.Context, kind string, st *Stats, walk walk
 		}
 		more := page.NextPageToken != "" && len(page.Records) > 0
 		if more {
-			inflight, withToken = e.fetchPage(ctx, PullRequest{Kind: kind, After: next, PageToken: page.NextPageToken, Limit: e.opts.PageSize}), true
+			withToken = r.more(PullRequest{Kind: kind, After: next, PageToken: page.NextPageToken, Limit: e.opts.PageSize})
 		}
 		if walk, err = e.applyPage(ctx, kind, next, page, walk, st); err != nil {
 			return e.fail(kind, err, false, st)

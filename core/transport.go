@@ -122,6 +122,25 @@ type Pipeliner interface {
 	PushDepth() int
 }
 
+// PageStreamer is a Transport that streams the pages of one walk: the
+// authority sends page after page over one call, without a request per
+// page, so that it reads the next page while the replica decodes and
+// applies the last one.
+//
+// PullPages starts the walk req describes (req.PageToken is empty: a walk
+// begins at req.After) and calls yield with each page, in feed order, until
+// a page with no NextPageToken (or no records) has been yielded; then it
+// returns nil. It returns yield's error as soon as yield fails, ctx's when
+// ctx ends, and the errors Pull would (ErrResetRequired, ErrBadCursor,
+// ErrUnavailable, …) when the walk fails, after the pages already yielded.
+// yield is called from one goroutine at a time; it blocks while the caller
+// is busy, and a transport lets that hold back the authority (flow
+// control) rather than buffer the walk. A page yielded is what Pull would
+// have answered for the same position: the two are interchangeable.
+type PageStreamer interface {
+	PullPages(ctx context.Context, req PullRequest, yield func(Page) error) error
+}
+
 // Principal is an authenticated caller of the authority.
 type Principal struct {
 	ID    string

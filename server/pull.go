@@ -28,6 +28,31 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 	return page, err
 }
 
+// PullPages implements core.PageStreamer: it serves the walk req begins
+// (or continues, when req carries a page token) page after page, each
+// exactly what Pull answers for the same position — scope, limits, the
+// tombstone horizon and the page tokens hold page by page — and hands each
+// to yield, until a page with no token, an error, yield's error or the end
+// of ctx. Every server half that streams a walk goes through it; yield is
+// where the half frames the page and waits for its peer (flow control).
+func (s *Service) PullPages(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
+	for {
+		page, err := s.Pull(ctx, req)
+		if err != nil {
+			return err
+		}
+		if err := yield(page); err != nil {
+			return err
+		}
+		if page.NextPageToken == "" || len(page.Records) == 0 {
+			return nil
+		}
+		last := page.Records[len(page.Records)-1]
+		req.After = core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		req.PageToken = page.NextPageToken
+	}
+}
+
 func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	if err := s.checkOpen(); err != nil {
 		return core.Page{}, err

@@ -171,6 +171,7 @@ type Service struct {
 var (
 	_ core.Transport     = (*Service)(nil)
 	_ core.Getter        = (*Service)(nil)
+	_ core.PageStreamer  = (*Service)(nil)
 	_ core.Subscriber    = (*Service)(nil)
 	_ core.Batcher       = (*Service)(nil)
 	_ core.Authenticator = (*Service)(nil)
