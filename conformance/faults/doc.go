@@ -3,8 +3,9 @@
 //
 // An Injector decides, call by call, which faults to inject; Wrap puts it in
 // front of a core.Transport and WrapHTTP in front of an http.RoundTripper.
-// The wrapped transport implements core.Getter, core.Subscriber and
-// core.Batcher exactly when the inner one does.
+// The wrapped transport implements core.Getter, core.Subscriber,
+// core.Batcher, core.Pipeliner and core.PageStreamer exactly when the inner
+// one does.
 //
 // # Faults
 //
@@ -62,6 +63,20 @@
 // or written so many bytes. A cut closes the real connection, so the peer
 // sees it end; the wrapper's calls fail with an error wrapping
 // core.ErrUnavailable.
+//
+// # Streams
+//
+// A walk streamed over core.PageStreamer is, for the injector, the pulls a
+// walk page by page would make: each page of a PullPages stream is a call
+// of Method Pull (Call.StreamPage is its position in the stream, Call.Pull
+// the request that would have asked for it), so the rules of Method Pull
+// reach streamed and page-by-page walks alike. DropRequest on the first
+// page opens no stream; DropRequest, DropAnswer or CutPage on a later page
+// end the stream after the pages before it with an error wrapping
+// core.ErrUnavailable, as a lost connection does; TruncatePage and
+// ShortPage cut the page as they cut a Pull's (ShortPage ends the stream
+// there, without an error); Delay holds the stream before the page;
+// Duplicate opens the stream twice, the first one's first page lost.
 //
 // Which calls get a fault is chosen by Rules: by method, by the Nth call of
 // a method, by a predicate on the Call (ContainsOp selects pushes carrying a

@@ -83,11 +83,15 @@ type Call struct {
 	N       int64            // 1-based index of this call among the injector's calls of Method
 	Kind    string           // Pull, Get, Notice: the kind
 	ID      string           // Get, Notice: the record id
-	Pull    core.PullRequest // Pull: the request
+	Pull    core.PullRequest // Pull: the request (in a stream, the one that would have asked for the page)
 	Ops     []core.Op        // Push: the batch
 	Kinds   []string         // Subscribe: the kinds
 	Notice  core.Notice      // Notice: the notice about to be delivered
 	Request *http.Request    // HTTP: the request about to be sent
+	// StreamPage is, for a Pull that is a page of a PullPages stream, the
+	// page's position in the stream (1 for the first, decided before the
+	// stream opens); 0 for a Pull call.
+	StreamPage int
 }
 
 // ContainsOp returns a Match predicate that selects the Push calls whose

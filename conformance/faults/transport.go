@@ -10,75 +10,33 @@ import (
 
 // Wrap returns a core.Transport that passes every call to inner, injecting
 // the faults inj chooses. The result implements core.Getter,
-// core.Subscriber and core.Batcher exactly when inner does, so a caller that
-// discovers powers by type assertion sees the same powers through the
-// wrapper. Wrap panics when inner or inj is nil.
+// core.Subscriber, core.Batcher, core.Pipeliner and core.PageStreamer
+// exactly when inner does, so a caller that discovers powers by type
+// assertion sees the same powers through the wrapper (faults reach every
+// call but PushDepth, which is inner's). Wrap panics when inner or inj is
+// nil.
 func Wrap(inner core.Transport, inj *Injector) core.Transport {
 	if inner == nil || inj == nil {
 		panic("faults: Wrap needs a transport and an injector")
 	}
 	t := &transport{inner: inner, inj: inj}
-	g, isG := inner.(core.Getter)
-	s, isS := inner.(core.Subscriber)
-	b, isB := inner.(core.Batcher)
-	gm, sm, bm := getMethod{t, g}, subscribeMethod{t, s}, batchMethod{t, b}
-	// One type per combination of optional powers: eight in all, and a
-	// ninth for a transport with every power that also carries several
-	// pushes at once (every first-party client), so that faults reach
-	// pipelined pushes too.
-	p, isP := inner.(core.Pipeliner)
-	switch {
-	case isG && isS && isB && isP:
-		return struct {
-			*transport
-			getMethod
-			subscribeMethod
-			batchMethod
-			core.Pipeliner
-		}{t, gm, sm, bm, p}
-	case isG && isS && isB:
-		return struct {
-			*transport
-			getMethod
-			subscribeMethod
-			batchMethod
-		}{t, gm, sm, bm}
-	case isG && isS:
-		return struct {
-			*transport
-			getMethod
-			subscribeMethod
-		}{t, gm, sm}
-	case isG && isB:
-		return struct {
-			*transport
-			getMethod
-			batchMethod
-		}{t, gm, bm}
-	case isS && isB:
-		return struct {
-			*transport
-			subscribeMethod
-			batchMethod
-		}{t, sm, bm}
-	case isG:
-		return struct {
-			*transport
-			getMethod
-		}{t, gm}
-	case isS:
-		return struct {
-			*transport
-			subscribeMethod
-		}{t, sm}
-	case isB:
-		return struct {
-			*transport
-			batchMethod
-		}{t, bm}
-	default:
-		return t
+	var p powers
+	if g, ok := inner.(core.Getter); ok {
+		p.g = getMethod{t, g}
 	}
+	if s, ok := inner.(core.Subscriber); ok {
+		p.s = subscribeMethod{t, s}
+	}
+	if b, ok := inner.(core.Batcher); ok {
+		p.b = batchMethod{t, b}
+	}
+	if pl, ok := inner.(core.Pipeliner); ok {
+		p.p = pl
+	}
+	if s, ok := inner.(core.PageStreamer); ok {
+		p.ps = streamMethod{t, s}
+	}
+	return withPowers[p.set()](t, p)
 }
 
 // Unwrapper is implemented by every transport Wrap returns.
@@ -87,11 +45,12 @@ type Unwrapper interface {
 }
 
 var (
-	_ core.Transport  = (*transport)(nil)
-	_ Unwrapper       = (*transport)(nil)
-	_ core.Getter     = getMethod{}
-	_ core.Subscriber = subscribeMethod{}
-	_ core.Batcher    = batchMethod{}
+	_ core.Transport    = (*transport)(nil)
+	_ Unwrapper         = (*transport)(nil)
+	_ core.Getter       = getMethod{}
+	_ core.Subscriber   = subscribeMethod{}
+	_ core.Batcher      = batchMethod{}
+	_ core.PageStreamer = streamMethod{}
 )
 
 type transport struct {
