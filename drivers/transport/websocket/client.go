@@ -85,11 +85,12 @@ type Client struct {
 }
 
 var (
-	_ core.Transport  = (*Client)(nil)
-	_ core.Getter     = (*Client)(nil)
-	_ core.Subscriber = (*Client)(nil)
-	_ core.Batcher    = (*Client)(nil)
-	_ core.Pipeliner  = (*Client)(nil)
+	_ core.Transport    = (*Client)(nil)
+	_ core.Getter       = (*Client)(nil)
+	_ core.Subscriber   = (*Client)(nil)
+	_ core.Batcher      = (*Client)(nil)
+	_ core.Pipeliner    = (*Client)(nil)
+	_ core.PageStreamer = (*Client)(nil)
 )
 
 // NewClient returns a client for the socket at rawURL (ws://host:port/ws or
@@ -171,6 +172,7 @@ type session struct {
 	wmu     sync.Mutex // orders ids and writes
 	mu      sync.Mutex
 	pending map[int64]chan *inFrame
+	streams map[int64]*pageStream   // by the pullPages request's id
 	subs    map[int64]*subscription // by the sub request's id
 	done    chan struct{}           // closed when the socket is gone
 	err     error                   // why
@@ -305,8 +307,8 @@ func (c *Client) connect(ctx context.Context, refresh bool) (*session, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	s := &session{log: c.log, pending: map[int64]chan *inFrame{}, subs: map[int64]*subscription{},
-		done: make(chan struct{}), code: -1}
+	s := &session{log: c.log, pending: map[int64]chan *inFrame{}, streams: map[int64]*pageStream{},
+		subs: map[int64]*subscription{}, done: make(chan struct{}), code: -1}
 	conn, resp, err := ws.Dial(dctx, c.url, &ws.DialOptions{HTTPClient: c.hc, HTTPHeader: hdr,
 		Subprotocols:   []string{Subprotocol},
 		OnPingReceived: func(context.Context, []byte) bool { s.heard(); return true }})
@@ -406,11 +408,18 @@ func (c *Client) read(s *session) {
 			continue
 		}
 		s.mu.Lock()
-		ch := s.pending[id]
+		ch, ok := s.pending[id]
 		delete(s.pending, id)
+		var st *pageStream
+		if !ok {
+			st = s.streams[id]
+		}
 		s.mu.Unlock()
-		if ch != nil {
+		switch {
+		case ch != nil:
 			ch <- f
+		case st != nil:
+			st.deliver(f) // never blocks
 		}
 	}
 }
@@ -419,9 +428,10 @@ func (c *Client) read(s *session) {
 // on a new socket with a refreshed token.
 var errRefused = errors.New("websocket: token refused (4001)")
 
-// roundTrip sends one request on s and waits for its answer. onID, when
-// set, is called with the request's id before it is sent.
-func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID func(int64)) (*inFrame, error) {
+// send numbers request f and writes it on s; register, when set, is
+// called with its id before it is written (its answer may come at once).
+// On an error nothing more is to be expected for the request.
+func (c *Client) send(ctx context.Context, s *session, f clientFrame, register func(id int64)) (int64, error) {
 	// Ids must increase on a socket: take one and send in that order.
 	s.wmu.Lock()
 	id := c.nextID.Add(1)
@@ -438,34 +448,29 @@ func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID 
 	}
 	if err != nil {
 		s.wmu.Unlock()
-		return nil, fmt.Errorf("websocket: %s: %w: %v", f.T, core.ErrInvalid, err)
+		return id, fmt.Errorf("websocket: %s: %w: %v", f.T, core.ErrInvalid, err)
 	}
 	if max := s.hello.MaxMessage; max > 0 && int64(len(b)) > max {
 		s.wmu.Unlock()
-		return nil, fmt.Errorf("websocket: %s: %w: %d bytes, the server takes at most %d", f.T, core.ErrTooLarge, len(b), max)
+		return id, fmt.Errorf("websocket: %s: %w: %d bytes, the server takes at most %d", f.T, core.ErrTooLarge, len(b), max)
 	}
-	if onID != nil {
-		onID(id)
+	if register != nil {
+		register(id)
 	}
-	ch := make(chan *inFrame, 1)
-	s.mu.Lock()
-	s.pending[id] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, id)
-		s.mu.Unlock()
-	}()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	// The write is bounded by the timeout, not by ctx: a write cut midway
-	// would cut the socket for every other request.
-	wctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	err = s.c.Write(wctx, ws.MessageText, b)
+	err = c.write(s, b)
 	s.wmu.Unlock()
+	if err != nil {
+		return id, c.lost(ctx, s, f.T)
+	}
+	return id, nil
+}
+
+// write writes one frame on s. The write is bounded by the timeout, not by
+// a caller's context: a write cut midway would cut the socket for every
+// other request. When it fails, the socket has ended or is ended.
+func (c *Client) write(s *session, b []byte) error {
+	wctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	err := s.c.Write(wctx, ws.MessageText, b)
 	cancel()
 	if err != nil {
 		// A write fails once the server has closed the socket: its close
@@ -479,7 +484,34 @@ func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID 
 			s.c.CloseNow()
 		}
 		t.Stop()
-		return nil, c.lost(ctx, s, f.T)
+	}
+	return err
+}
+
+// roundTrip sends one request on s and waits for its answer. onID, when
+// set, is called with the request's id before it is sent.
+func (c *Client) roundTrip(ctx context.Context, s *session, f clientFrame, onID func(int64)) (*inFrame, error) {
+	ch := make(chan *inFrame, 1)
+	id, err := c.send(ctx, s, f, func(id int64) {
+		if onID != nil {
+			onID(id)
+		}
+		s.mu.Lock()
+		s.pending[id] = ch
+		s.mu.Unlock()
+	})
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
 	}
 	select {
 	case a := <-ch:
@@ -595,14 +627,7 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 	if req.Kind == "" {
 		return core.Page{}, fmt.Errorf("websocket: pull: %w: empty kind", core.ErrInvalid)
 	}
-	limit := req.Limit
-	if limit <= 0 {
-		limit = c.page
-	}
-	f := clientFrame{T: tPull, Kind: req.Kind, Limit: &limit, PageToken: req.PageToken}
-	if req.PageToken == "" && !req.After.IsZero() {
-		f.After = &wireCursor{UpdatedAt: core.FormatTime(req.After.UpdatedAt), ID: req.After.ID}
-	}
+	f := c.pullFrame(tPull, req)
 	what := "pull " + req.Kind
 	a, err := c.call(ctx, f)
 	if err != nil {
@@ -615,12 +640,17 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 	default:
 		return core.Page{}, unexpected(what, a)
 	}
+	page, err := readPage(req.Kind, a)
+	if err != nil {
+		return core.Page{}, fmt.Errorf("websocket: %s: %w", what, err)
+	}
+	return page, nil
+}
+
+// readPage reads the records of page frame a, of kind.
+func readPage(kind string, a *inFrame) (core.Page, error) {
 	if a.page != nil {
-		page, err := decodePage(req.Kind, a.page)
-		if err != nil {
-			return core.Page{}, fmt.Errorf("websocket: %s: %w", what, err)
-		}
-		return page, nil
+		return decodePage(kind, a.page)
 	}
 	page := core.Page{Records: make([]core.Record, 0, len(a.Items)), Remaining: -1}
 	if a.NextPageToken != nil {
@@ -630,9 +660,9 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 		page.Remaining = *a.Remaining
 	}
 	for _, it := range a.Items {
-		rec, err := decodeRecord(req.Kind, it)
+		rec, err := decodeRecord(kind, it)
 		if err != nil {
-			return core.Page{}, fmt.Errorf("websocket: %s: %w", what, err)
+			return core.Page{}, err
 		}
 		page.Records = append(page.Records, rec)
 	}

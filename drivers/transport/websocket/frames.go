@@ -36,6 +36,9 @@ const (
 	tHello   = "hello"
 	tAuth    = "auth"
 	tPull    = "pull"
+	tPages   = "pullPages"
+	tCredit  = "credit"
+	tCancel  = "cancel"
 	tPush    = "push"
 	tGet     = "get"
 	tSub     = "sub"
@@ -95,6 +98,12 @@ type clientFrame struct {
 	Kinds     []string    `json:"kinds,omitempty"`
 	Sub       int64       `json:"sub,omitempty"`
 	Token     string      `json:"token,omitempty"`
+	// Window is a pullPages' initial grant of pages.
+	Window *int `json:"window,omitempty"`
+	// Stream names the pullPages request a credit or cancel is about (those
+	// two frames have no id of their own); N is a credit's grant.
+	Stream *int64 `json:"stream,omitempty"`
+	N      *int64 `json:"n,omitempty"`
 	// Traceparent is the W3C trace context of a pull, push, get or sub
 	// (package tracing), when the caller has a span.
 	Traceparent string `json:"traceparent,omitempty"`
@@ -112,6 +121,7 @@ type serverFrame struct {
 	MaxMessage  int64 `json:"maxMessage,omitempty"`
 	MaxInFlight int   `json:"maxInFlight,omitempty"`
 	Heartbeat   int64 `json:"heartbeat,omitempty"` // milliseconds
+	MaxWindow   int   `json:"maxWindow,omitempty"` // hello: pullPages is served, with at most this window
 	Auth        bool  `json:"auth,omitempty"`      // hello: an auth frame is expected before requests
 
 	// page
@@ -160,6 +170,7 @@ type inFrame struct {
 	MaxMessage    int64             `json:"maxMessage"`
 	MaxInFlight   int               `json:"maxInFlight"`
 	Heartbeat     int64             `json:"heartbeat"`
+	MaxWindow     int               `json:"maxWindow"`
 	Auth          bool              `json:"auth"`
 	Items         []json.RawMessage `json:"items"`
 	NextPageToken *string           `json:"nextPageToken"`

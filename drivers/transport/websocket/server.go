@@ -26,12 +26,13 @@ import (
 // sockets speaking offsync.v1 and serves every call of one authority on
 // them. It implements server.HTTPTransport.
 type Server struct {
-	t      core.Transport
-	auth   bool // t authenticates tokens
-	sub    core.Subscriber
-	getter core.Getter
-	lim    server.Limits
-	log    *slog.Logger
+	t        core.Transport
+	auth     bool // t authenticates tokens
+	sub      core.Subscriber
+	getter   core.Getter
+	streamer core.PageStreamer // nil: pullPages is not served
+	lim      server.Limits
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	sockets map[*socket]struct{}
@@ -51,6 +52,7 @@ func NewServer(t core.Transport, lim server.Limits, log *slog.Logger) *Server {
 	_, s.auth = t.(core.Authenticator)
 	s.sub, _ = t.(core.Subscriber)
 	s.getter, _ = t.(core.Getter)
+	s.streamer, _ = t.(core.PageStreamer)
 	return s
 }
 
@@ -124,8 +126,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(s.lim.MaxMessage)
 	ctx, cancel := context.WithCancel(server.WithTransport(context.WithoutCancel(r.Context()), "websocket"))
 	so := &socket{srv: s, c: c, ctx: ctx, cancel: cancel,
-		send: make(chan []byte, s.lim.SendQueue), done: make(chan struct{}),
-		subs: map[int64]context.CancelFunc{}, authCtx: ctx}
+		send: make(chan outFrame, s.lim.SendQueue), done: make(chan struct{}),
+		slots: make(chan struct{}, streamSlots(s.lim.SendQueue)),
+		subs:  map[int64]context.CancelFunc{}, streams: map[int64]*stream{}, authCtx: ctx}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -149,8 +152,12 @@ type socket struct {
 	c      *ws.Conn
 	ctx    context.Context // ends when the socket closes
 	cancel context.CancelFunc
-	send   chan []byte // the bounded send queue
+	send   chan outFrame // the bounded send queue
 	done   chan struct{}
+	// slots bounds the pages of streams in the send queue (one slot per
+	// page, from queued to written) to half the queue: streams alone never
+	// fill it, so they never get their socket closed with 1008.
+	slots chan struct{}
 
 	bg sync.WaitGroup // writer, heartbeat, closer, requests, forwarders
 
@@ -163,6 +170,14 @@ type socket struct {
 	lastID   int64
 	inflight int
 	subs     map[int64]context.CancelFunc
+	streams  map[int64]*stream // the running pullPages, by id
+}
+
+// outFrame is an encoded frame on the send queue; slot marks a stream's
+// page, which holds one of the socket's slots until it is written.
+type outFrame struct {
+	b    []byte
+	slot bool
 }
 
 // closeWith ends the socket with code: queued frames are dropped, the
@@ -211,17 +226,30 @@ func (so *socket) enqueue(v any) {
 // enqueueBytes is enqueue of an encoded frame.
 func (so *socket) enqueueBytes(b []byte) {
 	so.mu.Lock()
+	ok := so.queueLocked(outFrame{b: b})
+	so.mu.Unlock()
+	if !ok {
+		so.overflow()
+	}
+}
+
+// queueLocked puts f on the send queue, with so.mu held; false means the
+// queue is full (call overflow, without so.mu). A closed socket takes and
+// drops every frame.
+func (so *socket) queueLocked(f outFrame) bool {
 	if so.closed {
-		so.mu.Unlock()
-		return
+		return true
 	}
 	select {
-	case so.send <- b:
-		so.mu.Unlock()
-		return
+	case so.send <- f:
+		return true
 	default:
+		return false
 	}
-	so.mu.Unlock()
+}
+
+// overflow closes a socket whose send queue is full with 1008.
+func (so *socket) overflow() {
 	so.srv.log.Warn("websocket: the client does not read fast enough; closing with 1008", "queue", cap(so.send))
 	so.closeWith(ws.StatusPolicyViolation, "send queue full: the client reads too slowly")
 }
@@ -234,10 +262,13 @@ func (so *socket) writer() {
 		select {
 		case <-so.ctx.Done():
 			return
-		case b := <-so.send:
+		case f := <-so.send:
 			wctx, cancel := context.WithTimeout(context.Background(), 2*so.srv.lim.Heartbeat)
-			err := so.c.Write(wctx, ws.MessageText, b)
+			err := so.c.Write(wctx, ws.MessageText, f.b)
 			cancel()
+			if f.slot {
+				<-so.slots
+			}
 			if err != nil {
 				so.closeWith(ws.StatusGoingAway, "write failed")
 				return
@@ -278,6 +309,9 @@ func (so *socket) serve(authz []string) {
 	lim := so.srv.lim
 	hello := serverFrame{T: tHello, Protocol: protocolVersion, MaxMessage: lim.MaxMessage,
 		MaxInFlight: lim.MaxInFlight, Heartbeat: lim.Heartbeat.Milliseconds()}
+	if so.srv.streamer != nil {
+		hello.MaxWindow = maxWindow
+	}
 	if b, ok := so.srv.t.(core.Batcher); ok {
 		if bl, err := b.BatchLimits(so.ctx); err == nil {
 			hello.MaxBatch, hello.MaxLimit = bl.MaxOps, bl.MaxLimit
@@ -411,12 +445,22 @@ func parseFrame(data []byte) (f clientFrame, id int64, closeCode ws.StatusCode, 
 		_ = json.Unmarshal(data, &idOnly)
 		return f, max(idOnly.ID, 0), 0, fmt.Errorf("%w: %v", core.ErrInvalid, err)
 	}
+	if f.T == tCredit || f.T == tCancel {
+		// Not requests: they name a stream and have no id of their own.
+		if f.Stream == nil || *f.Stream < 1 {
+			return f, 0, 0, fmt.Errorf("%w: a %s frame needs a stream, the id of a pullPages", core.ErrInvalid, f.T)
+		}
+		if f.T == tCredit && (f.N == nil || *f.N < 1) {
+			return f, 0, 0, fmt.Errorf("%w: a credit frame needs n, a positive integer", core.ErrInvalid)
+		}
+		return f, 0, 0, nil
+	}
 	if f.ID == nil || *f.ID < 1 {
 		return f, 0, 0, fmt.Errorf("%w: a frame needs an id, a positive integer", core.ErrInvalid)
 	}
 	id = *f.ID
 	switch f.T {
-	case tAuth, tPull, tPush, tGet, tSub, tUnsub, tPing:
+	case tAuth, tPull, tPages, tPush, tGet, tSub, tUnsub, tPing:
 	default:
 		return f, id, 0, fmt.Errorf("%w: unknown frame type %q", core.ErrInvalid, f.T)
 	}
@@ -434,11 +478,23 @@ func (so *socket) handle(data []byte) {
 		so.enqueue(errorFrame(id, err))
 		return
 	}
+	if f.T == tCredit || f.T == tCancel {
+		so.control(&f)
+		return
+	}
 	so.mu.Lock()
 	if id <= so.lastID {
 		last := so.lastID
+		st := so.streams[id]
 		so.mu.Unlock()
-		so.enqueue(errorFrame(id, fmt.Errorf("%w: id %d is not above the previous request's (%d): ids increase on a socket", core.ErrInvalid, id, last)))
+		err := fmt.Errorf("%w: id %d is not above the previous request's (%d): ids increase on a socket", core.ErrInvalid, id, last)
+		if st != nil {
+			// The answer names a running stream: it ends the stream, so
+			// that no page follows an error with its id.
+			so.endStream(st, errorFrame(id, err))
+			return
+		}
+		so.enqueue(errorFrame(id, err))
 		return
 	}
 	so.lastID = id
@@ -481,7 +537,20 @@ func (so *socket) handle(data []byte) {
 			Message: fmt.Sprintf("more than %d requests in flight on this socket", so.srv.lim.MaxInFlight), RetryAfter: 1})
 		return
 	}
-	so.inflight++
+	var st *stream
+	if f.T == tPages {
+		if so.srv.streamer == nil {
+			so.mu.Unlock()
+			so.enqueue(notStreaming(id))
+			return
+		}
+		if st, err = so.newStream(id, &f); err != nil {
+			so.mu.Unlock()
+			so.enqueue(errorFrame(id, err))
+			return
+		}
+	}
+	so.inflight++ // a stream counts until it ends
 	so.bg.Add(1)
 	so.mu.Unlock()
 	go func() {
@@ -491,19 +560,31 @@ func (so *socket) handle(data []byte) {
 			so.mu.Unlock()
 			so.bg.Done()
 		}()
-		so.request(id, &f)
+		if st != nil {
+			defer so.dropStream(st)
+		}
+		so.request(id, &f, st)
 	}()
 }
 
-// request serves one pull, push, get or sub. The token is checked again
-// first, so a token that expired mid-socket closes it with 4001.
-func (so *socket) request(id int64, f *clientFrame) {
+// request serves one pull, pullPages (st), push, get or sub. The token is
+// checked again first, so a token that expired mid-socket closes it with
+// 4001.
+func (so *socket) request(id int64, f *clientFrame, st *stream) {
 	so.mu.Lock()
 	tok := so.token
 	so.mu.Unlock()
-	ctx, err := server.Authenticate(so.ctx, so.srv.t, tok)
+	base := so.ctx
+	if st != nil {
+		base = st.ctx
+	}
+	ctx, err := server.Authenticate(base, so.srv.t, tok)
 	if err != nil {
 		if errors.Is(err, core.ErrUnavailable) {
+			if st != nil {
+				so.endStream(st, errorFrame(id, err))
+				return
+			}
 			so.enqueue(errorFrame(id, err))
 			return
 		}
@@ -514,6 +595,8 @@ func (so *socket) request(id int64, f *clientFrame) {
 	switch f.T {
 	case tPull:
 		so.pull(ctx, id, f)
+	case tPages:
+		so.pullPages(ctx, id, f, st, tok)
 	case tPush:
 		so.push(ctx, id, f)
 	case tGet:
@@ -523,26 +606,33 @@ func (so *socket) request(id int64, f *clientFrame) {
 	}
 }
 
-func (so *socket) pull(ctx context.Context, id int64, f *clientFrame) {
+// pullRequest reads the request of a pull or pullPages frame.
+func pullRequest(f *clientFrame) (core.PullRequest, error) {
 	req := core.PullRequest{Kind: f.Kind, PageToken: f.PageToken}
 	if f.Kind == "" {
-		so.enqueue(errorFrame(id, fmt.Errorf("%w: pull needs a kind", core.ErrInvalid)))
-		return
+		return req, fmt.Errorf("%w: %s needs a kind", core.ErrInvalid, f.T)
 	}
 	if f.Limit != nil {
 		if *f.Limit <= 0 {
-			so.enqueue(errorFrame(id, fmt.Errorf("%w: limit must be positive", core.ErrInvalid)))
-			return
+			return req, fmt.Errorf("%w: limit must be positive", core.ErrInvalid)
 		}
 		req.Limit = *f.Limit
 	}
 	if f.After != nil && f.PageToken == "" {
 		t, err := core.ParseTime(f.After.UpdatedAt)
 		if err != nil {
-			so.enqueue(errorFrame(id, fmt.Errorf("after.updated_at: %w", err)))
-			return
+			return req, fmt.Errorf("after.updated_at: %w", err)
 		}
 		req.After = core.Cursor{UpdatedAt: t, ID: f.After.ID}
+	}
+	return req, nil
+}
+
+func (so *socket) pull(ctx context.Context, id int64, f *clientFrame) {
+	req, err := pullRequest(f)
+	if err != nil {
+		so.enqueue(errorFrame(id, err))
+		return
 	}
 	page, err := so.srv.t.Pull(ctx, req)
 	if err != nil {
