@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -80,15 +82,22 @@ type Client struct {
 
 	mu   sync.Mutex
 	caps *syncv1.CapabilitiesResponse
+	// noStream: the server answered PullPages Unimplemented although it
+	// lists it; the client pulls page by page from then on.
+	noStream atomic.Bool
 }
 
 var (
-	_ core.Transport  = (*Client)(nil)
-	_ core.Getter     = (*Client)(nil)
-	_ core.Subscriber = (*Client)(nil)
-	_ core.Batcher    = (*Client)(nil)
-	_ core.Pipeliner  = (*Client)(nil)
+	_ core.Transport    = (*Client)(nil)
+	_ core.Getter       = (*Client)(nil)
+	_ core.Subscriber   = (*Client)(nil)
+	_ core.Batcher      = (*Client)(nil)
+	_ core.Pipeliner    = (*Client)(nil)
+	_ core.PageStreamer = (*Client)(nil)
 )
+
+// capStreamPull is the capability of a server that serves PullPages.
+const capStreamPull = "stream-pull"
 
 const (
 	defaultTimeout    = 30 * time.Second
@@ -317,45 +326,235 @@ func (c *Client) BatchLimits(ctx context.Context) (core.BatchLimits, error) {
 // receive is asked for again with half the rows, down to one.
 func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
 	what := "pull " + req.Kind
-	if err := checkKind(req.Kind); err != nil {
+	in, err := c.pullPB(req)
+	if err != nil {
 		return core.Page{}, fmt.Errorf("grpc: %s: %w", what, err)
+	}
+	for {
+		p, err := unary(ctx, c, func(ctx context.Context, opts ...grpcgo.CallOption) (*syncv1.Page, error) {
+			return c.sync.Pull(ctx, in, opts...)
+		})
+		if err != nil {
+			if in.Limit > 1 && tooLargeAnswer(err) {
+				in.Limit /= 2
+				continue
+			}
+			return core.Page{}, c.mapErr(ctx, what, err)
+		}
+		page, err := pageOf(req.Kind, p)
+		if err != nil {
+			return core.Page{}, fmt.Errorf("grpc: %s: %w", what, err)
+		}
+		return page, nil
+	}
+}
+
+// pullPB is req on the wire, with the client's page size when req has no
+// limit; errors wrap core.ErrInvalid.
+func (c *Client) pullPB(req core.PullRequest) (*syncv1.PullRequest, error) {
+	if err := checkKind(req.Kind); err != nil {
+		return nil, err
 	}
 	limit := req.Limit
 	if limit <= 0 {
 		limit = c.pageSize
 	}
-	in := &syncv1.PullRequest{Kind: req.Kind, PageToken: req.PageToken}
+	in := &syncv1.PullRequest{Kind: req.Kind, PageToken: req.PageToken, Limit: int32(min(limit, 1<<30))}
 	if req.PageToken == "" && !req.After.IsZero() {
 		if !utf8.ValidString(req.After.ID) {
-			return core.Page{}, fmt.Errorf("grpc: %s: %w: the cursor's id is not UTF-8", what, core.ErrInvalid)
+			return nil, fmt.Errorf("%w: the cursor's id is not UTF-8", core.ErrInvalid)
 		}
 		in.After = &syncv1.Cursor{UpdatedAt: micros(req.After.UpdatedAt), Id: req.After.ID}
 	}
-	for {
-		in.Limit = int32(min(limit, 1<<30))
-		p, err := unary(ctx, c, func(ctx context.Context, opts ...grpcgo.CallOption) (*syncv1.Page, error) {
-			return c.sync.Pull(ctx, in, opts...)
-		})
-		if err != nil {
-			if limit > 1 && tooLargeAnswer(err) {
-				limit /= 2
-				continue
-			}
-			return core.Page{}, c.mapErr(ctx, what, err)
-		}
-		page := core.Page{Records: make([]core.Record, len(p.GetRecords())), NextPageToken: p.GetNextPageToken(), Remaining: -1}
-		if p.Remaining != nil {
-			page.Remaining = p.GetRemaining()
-		}
-		for i, r := range p.GetRecords() {
-			rec, err := recordOf(req.Kind, r)
-			if err != nil {
-				return core.Page{}, fmt.Errorf("grpc: %s: %w", what, err)
-			}
-			page.Records[i] = rec
-		}
-		return page, nil
+	return in, nil
+}
+
+// pageOf reads a page a server sent for kind: every record is checked as
+// recordOf checks it.
+func pageOf(kind string, p *syncv1.Page) (core.Page, error) {
+	page := core.Page{Records: make([]core.Record, len(p.GetRecords())), NextPageToken: p.GetNextPageToken(), Remaining: -1}
+	if p.Remaining != nil {
+		page.Remaining = p.GetRemaining()
 	}
+	for i, r := range p.GetRecords() {
+		rec, err := recordOf(kind, r)
+		if err != nil {
+			return core.Page{}, err
+		}
+		page.Records[i] = rec
+	}
+	return page, nil
+}
+
+// lastPage reports whether page ends its walk.
+func lastPage(page *core.Page) bool { return page.NextPageToken == "" || len(page.Records) == 0 }
+
+// after moves in past page, within its walk.
+func after(in *syncv1.PullRequest, page *core.Page) {
+	in.PageToken, in.After = page.NextPageToken, nil
+}
+
+// PullPages implements core.PageStreamer over the PullPages stream: one
+// call for the walk, each message converted and checked as Pull's answer
+// is, and yielded. While yield runs nothing is read, so the server's Send
+// waits on HTTP/2 flow control: the walk is never buffered beyond the
+// connection's window. Timeout bounds the wait for each page (not the
+// walk) when ctx has no deadline. On Unauthenticated before a stream's
+// first page the token source is asked once more, with refresh; a stream
+// that a token's expiry ended after some pages is opened again after the
+// last page yielded, with a fresh token. A page over the client's receive
+// limit is asked for with Pull (fewer rows) and the walk streams on after
+// it. A server that does not list "stream-pull" in its capabilities, or
+// answers Unimplemented, is pulled page by page.
+func (c *Client) PullPages(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
+	what := "pull " + req.Kind
+	in, err := c.pullPB(req)
+	if err != nil {
+		return fmt.Errorf("grpc: %s: %w", what, err)
+	}
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return err
+	}
+	if c.noStream.Load() || !slices.Contains(caps.GetCapabilities(), capStreamPull) {
+		return c.pullEach(ctx, req.Kind, in, yield)
+	}
+	w := &walk{c: c, what: what, kind: req.Kind, in: in, yield: yield}
+	for {
+		err := w.stream(ctx)
+		var y yieldError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &y):
+			return y.err
+		case w.pages == 0 && status.Code(err) == codes.Unimplemented:
+			c.noStream.Store(true)
+			return c.pullEach(ctx, req.Kind, in, yield)
+		case ctx.Err() == nil && w.in.Limit > 1 && tooLargeAnswer(err):
+			// A page the client cannot receive: that one page with fewer
+			// rows, then the stream again after it.
+			done, err := c.pullOne(ctx, req.Kind, w.in, yield)
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
+		if _, ok := status.FromError(err); ok || ctx.Err() != nil {
+			return c.mapErr(ctx, what, err)
+		}
+		return err
+	}
+}
+
+// pullEach walks in's pages with a Pull per page (a server without
+// PullPages), yielding each.
+func (c *Client) pullEach(ctx context.Context, kind string, in *syncv1.PullRequest, yield func(core.Page) error) error {
+	for {
+		done, err := c.pullOne(ctx, kind, in, yield)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// pullOne pulls and yields the page at in, moves in past it, and reports
+// whether it was the walk's last.
+func (c *Client) pullOne(ctx context.Context, kind string, in *syncv1.PullRequest, yield func(core.Page) error) (bool, error) {
+	req := core.PullRequest{Kind: kind, PageToken: in.GetPageToken(), Limit: int(in.GetLimit())}
+	if a := in.GetAfter(); a != nil {
+		req.After = core.Cursor{UpdatedAt: time.UnixMicro(a.GetUpdatedAt()).UTC(), ID: a.GetId()}
+	}
+	page, err := c.Pull(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	if err := yield(page); err != nil {
+		return false, err
+	}
+	after(in, &page)
+	return lastPage(&page), nil
+}
+
+// yieldError is the error of the caller's yield, returned as it is.
+type yieldError struct{ err error }
+
+func (e yieldError) Error() string { return e.err.Error() }
+
+// walk is the state of one PullPages call: in is the request for the next
+// page, pages the number of pages yielded.
+type walk struct {
+	c     *Client
+	what  string
+	kind  string
+	in    *syncv1.PullRequest
+	yield func(core.Page) error
+	pages int
+}
+
+// stream reads the walk from in over PullPages streams until its last
+// page: nil then, else the RPC's error (unmapped), a yieldError, or a local
+// error (the token source's, an unreadable page).
+func (w *walk) stream(ctx context.Context) error {
+	c := w.c
+	for refresh := false; ; refresh = true {
+		sctx, err := c.withToken(ctx, refresh)
+		if err != nil {
+			return err
+		}
+		c.ready(ctx)
+		before := w.pages
+		err = w.read(ctx, sctx)
+		c.afterFailure(err)
+		if err == nil || status.Code(err) != codes.Unauthenticated || c.token == nil || (refresh && w.pages == before) {
+			return err // a fresh token refused before any page: give up
+		}
+	}
+}
+
+// read reads one stream from in, yielding its pages.
+func (w *walk) read(ctx, sctx context.Context) error {
+	c := w.c
+	sctx, cancel := context.WithCancel(sctx)
+	defer cancel()
+	var timer *time.Timer
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		timer = time.AfterFunc(c.timeout, cancel)
+		defer timer.Stop()
+	}
+	s, err := c.sync.PullPages(sctx, w.in, grpcgo.MaxCallRecvMsgSize(c.maxMsg))
+	for err == nil {
+		var p *syncv1.Page
+		if timer != nil {
+			timer.Reset(c.timeout)
+		}
+		p, err = s.Recv()
+		if timer != nil && !timer.Stop() && ctx.Err() == nil {
+			return fmt.Errorf("grpc: %s: %w: no page within %v", w.what, core.ErrUnavailable, c.timeout)
+		}
+		if err == io.EOF {
+			return fmt.Errorf("grpc: %s: %w: the stream ended before the walk's last page", w.what, core.ErrUnavailable)
+		}
+		if err == nil {
+			err = ctx.Err() // a page that came as ctx ended is not yielded
+		}
+		if err != nil {
+			break
+		}
+		page, err := pageOf(w.kind, p)
+		if err != nil {
+			return fmt.Errorf("grpc: %s: %w", w.what, err)
+		}
+		if err := w.yield(page); err != nil {
+			return yieldError{err}
+		}
+		w.pages++
+		after(w.in, &page)
+		if lastPage(&page) {
+			return nil
+		}
+	}
+	return err
 }
 
 // tooLargeAnswer reports whether err is the client's own refusal of an

@@ -126,7 +126,7 @@ func TestCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if caps.GetStatus() != "ok" || caps.GetProtocol() != 1 || strings.Join(caps.GetCapabilities(), ",") != "batch,events,get" ||
+	if caps.GetStatus() != "ok" || caps.GetProtocol() != 1 || strings.Join(caps.GetCapabilities(), ",") != "batch,events,get,stream-pull" ||
 		caps.GetMaxBatch() != 77 || caps.GetMaxLimit() != 99 || caps.GetMaxMessage() != 1<<20 ||
 		caps.GetHeartbeatMs() != 20000 || caps.GetKeepaliveMinTimeMs() != 10000 || caps.GetTransports()["grpc"] != "127.0.0.1:1" {
 		t.Errorf("capabilities %v", caps)

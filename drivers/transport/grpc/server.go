@@ -44,16 +44,17 @@ const (
 type Server struct {
 	syncv1.UnimplementedSyncServer
 
-	t       core.Transport
-	getter  core.Getter
-	sub     core.Subscriber
-	batcher core.Batcher
-	limits  server.Limits
-	served  func() map[string]string
-	log     *slog.Logger
-	codec   *lenientCodec
-	gs      *grpcgo.Server
-	health  *health.Server
+	t        core.Transport
+	getter   core.Getter
+	streamer core.PageStreamer
+	sub      core.Subscriber
+	batcher  core.Batcher
+	limits   server.Limits
+	served   func() map[string]string
+	log      *slog.Logger
+	codec    *lenientCodec
+	gs       *grpcgo.Server
+	health   *health.Server
 
 	quit     chan struct{} // closed by Shutdown: streams end with Unavailable
 	quitOnce sync.Once
@@ -82,6 +83,7 @@ func NewServer(t core.Transport, cfg server.TransportConfig) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.getter, _ = t.(core.Getter)
+	s.streamer, _ = t.(core.PageStreamer)
 	s.sub, _ = t.(core.Subscriber)
 	s.batcher, _ = t.(core.Batcher)
 	opts := []grpcgo.ServerOption{
@@ -278,6 +280,9 @@ func (s *Server) Capabilities(ctx context.Context, _ *syncv1.CapabilitiesRequest
 	if s.getter != nil {
 		caps = append(caps, "get")
 	}
+	if s.streamer != nil {
+		caps = append(caps, capStreamPull)
+	}
 	resp := &syncv1.CapabilitiesResponse{Status: "ok", Protocol: 1, Capabilities: caps,
 		MaxBatch: int32(bl.MaxOps), MaxLimit: int32(bl.MaxLimit), MaxMessage: s.limits.MaxMessage,
 		HeartbeatMs:        s.limits.Heartbeat.Milliseconds(),
@@ -295,36 +300,156 @@ func (s *Server) Pull(ctx context.Context, in *syncv1.PullRequest) (*syncv1.Page
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	for tries := 0; ; {
+	out, _, err := s.pullFitting(ctx, req, 0)
+	return out, err
+}
+
+// pullFitting asks the authority for the page at req and, while its
+// message would exceed the message limit, for the same page with fewer
+// rows; tries counts the asks already made for it. It returns the page
+// and its message.
+func (s *Server) pullFitting(ctx context.Context, req core.PullRequest, tries int) (*syncv1.Page, core.Page, error) {
+	for {
 		page, err := s.t.Pull(ctx, req)
 		if err != nil {
-			return nil, s.fail(ctx, "pull "+req.Kind, err)
+			return nil, core.Page{}, s.fail(ctx, "pull "+req.Kind, err)
 		}
-		out := &syncv1.Page{Records: make([]*syncv1.Record, len(page.Records)), NextPageToken: page.NextPageToken}
-		for i := range page.Records {
-			out.Records[i] = recordPB(&page.Records[i])
-		}
-		if page.Remaining >= 0 {
-			r := page.Remaining
-			out.Remaining = &r
-		}
-		size := int64(proto.Size(out))
+		out, size := pagePB(&page)
 		if size <= s.limits.MaxMessage {
-			return out, nil
+			return out, page, nil
 		}
-		n := len(page.Records)
-		if n <= 1 {
-			return nil, statusWithCode(http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
-				"%v: record %s/%s does not fit in a message of %d bytes", core.ErrTooLarge, req.Kind, page.Records[0].ID, s.limits.MaxMessage)
+		if req, err = s.fewerRows(req, &page, size, tries); err != nil {
+			return nil, core.Page{}, err
 		}
-		// Fewer rows, in proportion, with a margin: the sizes vary.
-		if tries++; tries > 16 || (req.Limit > 0 && n > req.Limit) {
-			// The authority does not honour smaller limits.
-			return nil, statusWithCode(http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
-				"%v: a page of %d bytes is over the message limit of %d", core.ErrTooLarge, size, s.limits.MaxMessage)
-		}
-		req.Limit = max(1, min(n-1, int(int64(n)*s.limits.MaxMessage/size*9/10)))
+		tries++
 	}
+}
+
+// fewerRows is req asking for fewer rows than page, whose message has size
+// bytes, over the message limit: in proportion, with a margin (the sizes
+// vary). A lone record over the limit, or an authority that does not
+// honour smaller limits, is ResourceExhausted (413).
+func (s *Server) fewerRows(req core.PullRequest, page *core.Page, size int64, tries int) (core.PullRequest, error) {
+	n := len(page.Records)
+	if n <= 1 {
+		return req, statusWithCode(http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
+			"%v: record %s/%s does not fit in a message of %d bytes", core.ErrTooLarge, req.Kind, page.Records[0].ID, s.limits.MaxMessage)
+	}
+	if tries >= 16 || (req.Limit > 0 && n > req.Limit) {
+		// The authority does not honour smaller limits.
+		return req, statusWithCode(http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
+			"%v: a page of %d bytes is over the message limit of %d", core.ErrTooLarge, size, s.limits.MaxMessage)
+	}
+	req.Limit = max(1, min(n-1, int(int64(n)*s.limits.MaxMessage/size*9/10)))
+	return req, nil
+}
+
+// pagePB is page on the wire, and the size of its message.
+func pagePB(page *core.Page) (*syncv1.Page, int64) {
+	out := &syncv1.Page{Records: make([]*syncv1.Record, len(page.Records)), NextPageToken: page.NextPageToken}
+	for i := range page.Records {
+		out.Records[i] = recordPB(&page.Records[i])
+	}
+	if page.Remaining >= 0 {
+		r := page.Remaining
+		out.Remaining = &r
+	}
+	return out, int64(proto.Size(out))
+}
+
+// sendError is a failure of the stream itself (the client went away): it
+// ends the call as it is, not as an error of the authority.
+type sendError struct{ err error }
+
+func (e sendError) Error() string { return e.err.Error() }
+
+// errOverMessage stops the authority's walk at a page too large for one
+// message.
+var errOverMessage = errors.New("grpc: the page is over the message limit")
+
+// PullPages implements syncv1.SyncServer over the authority's own walk
+// (core.PageStreamer; server.Service.PullPages is the one server loop):
+// each page it yields is sent as one message, and Send, which blocks while
+// the client's HTTP/2 window is full, is what holds the authority back. The
+// caller was authenticated as for Pull and the stream runs under
+// server.StreamContext (streamAuth): the token's expiry ends it
+// Unauthenticated. Errors are Pull's. A page over the message limit is
+// served as Pull serves it (fewer rows) and the walk goes on after it.
+func (s *Server) PullPages(in *syncv1.PullRequest, stream grpcgo.ServerStreamingServer[syncv1.Page]) error {
+	if s.streamer == nil {
+		return statusWithCode(http.StatusNotImplemented, wire.CodeNotImplemented,
+			"this authority does not stream a walk's pages: pull page by page")
+	}
+	req, err := pullOf(in)
+	if err != nil {
+		return statusErr(err)
+	}
+	ctx := stream.Context()
+	for {
+		var over *core.Page
+		var overSize int64
+		err := s.streamer.PullPages(ctx, req, func(page core.Page) error {
+			if err := ctx.Err(); err != nil {
+				return err // gone, or the token expired while the page was read
+			}
+			out, size := pagePB(&page)
+			if size > s.limits.MaxMessage {
+				over, overSize = &page, size
+				return errOverMessage
+			}
+			if err := stream.Send(out); err != nil {
+				return sendError{err}
+			}
+			req = nextOf(req, &page)
+			return nil
+		})
+		if over == nil {
+			return s.endStream(ctx, "pull "+req.Kind, err)
+		}
+		// req is the position of the page too large for a message.
+		if req, err = s.fewerRows(req, over, overSize, 0); err != nil {
+			return err
+		}
+		out, page, err := s.pullFitting(ctx, req, 1)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+		if page.NextPageToken == "" || len(page.Records) == 0 {
+			return nil
+		}
+		req = nextOf(req, &page)
+		req.Limit = int(in.GetLimit()) // the walk goes on with the pages asked for
+	}
+}
+
+// nextOf is the request for the page after page, within the walk of req.
+func nextOf(req core.PullRequest, page *core.Page) core.PullRequest {
+	if len(page.Records) > 0 {
+		last := &page.Records[len(page.Records)-1]
+		req.After = core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+	}
+	req.PageToken = page.NextPageToken
+	return req
+}
+
+// endStream is the status a stream of the authority's ends with: OK, the
+// stream's own failure as it is, a client that went away, or the
+// authority's error as Pull answers it.
+func (s *Server) endStream(ctx context.Context, what string, err error) error {
+	var se sendError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return se.err
+	case ctx.Err() != nil:
+		// Gone, or its token expired (streamAuth answers that).
+		return statusErr(fmt.Errorf("%w: the client went away", ctx.Err()))
+	}
+	return s.fail(ctx, what, err)
 }
 
 // Get implements syncv1.SyncServer.

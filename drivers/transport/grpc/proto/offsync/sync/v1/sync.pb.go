@@ -848,7 +848,7 @@ type CapabilitiesResponse struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Status             string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`                                                                                   // "ok"
 	Protocol           int32                  `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`                                                                              // 1
-	Capabilities       []string               `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`                                                                       // "batch", "events" (Subscribe), "get"
+	Capabilities       []string               `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`                                                                       // "batch", "events" (Subscribe), "get", "stream-pull" (PullPages)
 	MaxBatch           int32                  `protobuf:"varint,4,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`                                                              // ops per Push
 	MaxLimit           int32                  `protobuf:"varint,5,opt,name=max_limit,json=maxLimit,proto3" json:"max_limit,omitempty"`                                                              // rows per page
 	MaxMessage         int64                  `protobuf:"varint,6,opt,name=max_message,json=maxMessage,proto3" json:"max_message,omitempty"`                                                        // bytes of one message either way
@@ -1038,9 +1038,10 @@ const file_offsync_sync_v1_sync_proto_rawDesc = "" +
 	"\x06OpType\x12\x17\n" +
 	"\x13OP_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOP_TYPE_UPSERT\x10\x01\x12\x12\n" +
-	"\x0eOP_TYPE_DELETE\x10\x022\xed\x02\n" +
+	"\x0eOP_TYPE_DELETE\x10\x022\xb1\x03\n" +
 	"\x04Sync\x12;\n" +
-	"\x04Pull\x12\x1c.offsync.sync.v1.PullRequest\x1a\x15.offsync.sync.v1.Page\x12C\n" +
+	"\x04Pull\x12\x1c.offsync.sync.v1.PullRequest\x1a\x15.offsync.sync.v1.Page\x12B\n" +
+	"\tPullPages\x12\x1c.offsync.sync.v1.PullRequest\x1a\x15.offsync.sync.v1.Page0\x01\x12C\n" +
 	"\x04Push\x12\x1c.offsync.sync.v1.PushRequest\x1a\x1d.offsync.sync.v1.PushResponse\x12;\n" +
 	"\x03Get\x12\x1b.offsync.sync.v1.GetRequest\x1a\x17.offsync.sync.v1.Record\x12I\n" +
 	"\tSubscribe\x12!.offsync.sync.v1.SubscribeRequest\x1a\x17.offsync.sync.v1.Notice0\x01\x12[\n" +
@@ -1087,17 +1088,19 @@ var file_offsync_sync_v1_sync_proto_depIdxs = []int32{
 	7,  // 6: offsync.sync.v1.PushResponse.results:type_name -> offsync.sync.v1.PushResult
 	14, // 7: offsync.sync.v1.CapabilitiesResponse.transports:type_name -> offsync.sync.v1.CapabilitiesResponse.TransportsEntry
 	3,  // 8: offsync.sync.v1.Sync.Pull:input_type -> offsync.sync.v1.PullRequest
-	6,  // 9: offsync.sync.v1.Sync.Push:input_type -> offsync.sync.v1.PushRequest
-	9,  // 10: offsync.sync.v1.Sync.Get:input_type -> offsync.sync.v1.GetRequest
-	10, // 11: offsync.sync.v1.Sync.Subscribe:input_type -> offsync.sync.v1.SubscribeRequest
-	12, // 12: offsync.sync.v1.Sync.Capabilities:input_type -> offsync.sync.v1.CapabilitiesRequest
-	4,  // 13: offsync.sync.v1.Sync.Pull:output_type -> offsync.sync.v1.Page
-	8,  // 14: offsync.sync.v1.Sync.Push:output_type -> offsync.sync.v1.PushResponse
-	1,  // 15: offsync.sync.v1.Sync.Get:output_type -> offsync.sync.v1.Record
-	11, // 16: offsync.sync.v1.Sync.Subscribe:output_type -> offsync.sync.v1.Notice
-	13, // 17: offsync.sync.v1.Sync.Capabilities:output_type -> offsync.sync.v1.CapabilitiesResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
+	3,  // 9: offsync.sync.v1.Sync.PullPages:input_type -> offsync.sync.v1.PullRequest
+	6,  // 10: offsync.sync.v1.Sync.Push:input_type -> offsync.sync.v1.PushRequest
+	9,  // 11: offsync.sync.v1.Sync.Get:input_type -> offsync.sync.v1.GetRequest
+	10, // 12: offsync.sync.v1.Sync.Subscribe:input_type -> offsync.sync.v1.SubscribeRequest
+	12, // 13: offsync.sync.v1.Sync.Capabilities:input_type -> offsync.sync.v1.CapabilitiesRequest
+	4,  // 14: offsync.sync.v1.Sync.Pull:output_type -> offsync.sync.v1.Page
+	4,  // 15: offsync.sync.v1.Sync.PullPages:output_type -> offsync.sync.v1.Page
+	8,  // 16: offsync.sync.v1.Sync.Push:output_type -> offsync.sync.v1.PushResponse
+	1,  // 17: offsync.sync.v1.Sync.Get:output_type -> offsync.sync.v1.Record
+	11, // 18: offsync.sync.v1.Sync.Subscribe:output_type -> offsync.sync.v1.Notice
+	13, // 19: offsync.sync.v1.Sync.Capabilities:output_type -> offsync.sync.v1.CapabilitiesResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name

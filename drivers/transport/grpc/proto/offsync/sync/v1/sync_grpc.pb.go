@@ -44,6 +44,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Sync_Pull_FullMethodName         = "/offsync.sync.v1.Sync/Pull"
+	Sync_PullPages_FullMethodName    = "/offsync.sync.v1.Sync/PullPages"
 	Sync_Push_FullMethodName         = "/offsync.sync.v1.Sync/Push"
 	Sync_Get_FullMethodName          = "/offsync.sync.v1.Sync/Get"
 	Sync_Subscribe_FullMethodName    = "/offsync.sync.v1.Sync/Subscribe"
@@ -57,6 +58,16 @@ type SyncClient interface {
 	// Pull returns one page of one kind's change feed, ordered by
 	// (updated_at, id), tombstones included.
 	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (*Page, error)
+	// PullPages streams the pages of one walk over one call: the request is
+	// Pull's, and each message is the Page Pull would answer at that point of
+	// the walk (same limits, tokens and remaining). The last message is a page
+	// with no next_page_token (or no records); then the stream ends OK. A
+	// failure after some pages ends the stream with the status Pull would
+	// answer. HTTP/2 flow control paces the server: it reads the next page
+	// only as the client takes the previous ones. Listed as "stream-pull" in
+	// Capabilities; a server without it answers Unimplemented, and a client
+	// pulls page by page instead.
+	PullPages(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Page], error)
 	// Push applies ops in order and answers one result per op, in order.
 	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error)
 	// Get returns one record, a tombstone too; NotFound when missing or out
@@ -89,6 +100,25 @@ func (c *syncClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *syncClient) PullPages(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Page], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Sync_ServiceDesc.Streams[0], Sync_PullPages_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullRequest, Page]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Sync_PullPagesClient = grpc.ServerStreamingClient[Page]
+
 func (c *syncClient) Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PushResponse)
@@ -111,7 +141,7 @@ func (c *syncClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallO
 
 func (c *syncClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Notice], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Sync_ServiceDesc.Streams[0], Sync_Subscribe_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Sync_ServiceDesc.Streams[1], Sync_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +175,16 @@ type SyncServer interface {
 	// Pull returns one page of one kind's change feed, ordered by
 	// (updated_at, id), tombstones included.
 	Pull(context.Context, *PullRequest) (*Page, error)
+	// PullPages streams the pages of one walk over one call: the request is
+	// Pull's, and each message is the Page Pull would answer at that point of
+	// the walk (same limits, tokens and remaining). The last message is a page
+	// with no next_page_token (or no records); then the stream ends OK. A
+	// failure after some pages ends the stream with the status Pull would
+	// answer. HTTP/2 flow control paces the server: it reads the next page
+	// only as the client takes the previous ones. Listed as "stream-pull" in
+	// Capabilities; a server without it answers Unimplemented, and a client
+	// pulls page by page instead.
+	PullPages(*PullRequest, grpc.ServerStreamingServer[Page]) error
 	// Push applies ops in order and answers one result per op, in order.
 	Push(context.Context, *PushRequest) (*PushResponse, error)
 	// Get returns one record, a tombstone too; NotFound when missing or out
@@ -169,6 +209,9 @@ type UnimplementedSyncServer struct{}
 
 func (UnimplementedSyncServer) Pull(context.Context, *PullRequest) (*Page, error) {
 	return nil, status.Error(codes.Unimplemented, "method Pull not implemented")
+}
+func (UnimplementedSyncServer) PullPages(*PullRequest, grpc.ServerStreamingServer[Page]) error {
+	return status.Error(codes.Unimplemented, "method PullPages not implemented")
 }
 func (UnimplementedSyncServer) Push(context.Context, *PushRequest) (*PushResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Push not implemented")
@@ -220,6 +263,17 @@ func _Sync_Pull_Handler(srv interface{}, ctx context.Context, dec func(interface
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Sync_PullPages_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SyncServer).PullPages(m, &grpc.GenericServerStream[PullRequest, Page]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Sync_PullPagesServer = grpc.ServerStreamingServer[Page]
 
 func _Sync_Push_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PushRequest)
@@ -311,6 +365,11 @@ var Sync_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PullPages",
+			Handler:       _Sync_PullPages_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _Sync_Subscribe_Handler,
