@@ -10,7 +10,9 @@
 // replicas (core.Engine) through the harness's clients: two replicas, offline
 // edits, conflicts, deletes and tombstones, paging, microsecond versions,
 // idempotent replay after a lost answer, scope invisibility, realtime notices
-// and fetching one record.
+// and fetching one record; and, for a client that is a core.PageStreamer,
+// the contract of PullPages and replicas whose walks are streamed
+// (TestStreamedPages; InProcess streams when its authority does).
 //
 // Every scenario runs three times: over the bare client, through the
 // core.Transport fault wrapper of conformance/faults, and, for a client that

@@ -96,6 +96,7 @@ func Tests() []Test {
 		{"BadRequests", TestBadRequests},
 		{"Batch", TestBatch},
 		{"Pipelined", TestPipelined},
+		{"StreamedPages", TestStreamedPages},
 		{"Get", TestGet},
 		{"Realtime", TestRealtime},
 		{"LimitsIDs", TestLimitsIDs},
@@ -582,8 +583,12 @@ func writeID(prefix string, n int) string { return prefix + "-" + strconv.Itoa(n
 // call goes to authority with the principal of token in its context (when
 // authority is a core.Authenticator), as a transport's server half would do.
 // It implements core.Getter, core.Subscriber and core.Batcher, answering
-// errors.ErrUnsupported when authority lacks the power.
+// errors.ErrUnsupported when authority lacks the power, and
+// core.PageStreamer when authority does.
 func InProcess(authority core.Transport, token string) core.Transport {
+	if _, ok := authority.(core.PageStreamer); ok {
+		return inProcessStreamer{inProcess{authority, token}}
+	}
 	return inProcess{authority, token}
 }
 
