@@ -554,14 +554,15 @@ func (so *socket) handle(data []byte) {
 	so.bg.Add(1)
 	so.mu.Unlock()
 	go func() {
-		defer func() {
-			so.mu.Lock()
-			so.inflight--
-			so.mu.Unlock()
-			so.bg.Done()
-		}()
+		defer so.bg.Done()
 		if st != nil {
-			defer so.dropStream(st)
+			defer so.dropStream(st) // it counts in flight until it ends
+		} else {
+			defer func() {
+				so.mu.Lock()
+				so.inflight--
+				so.mu.Unlock()
+			}()
 		}
 		so.request(id, &f, st)
 	}()

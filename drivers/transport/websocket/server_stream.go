@@ -91,6 +91,15 @@ func (so *socket) control(f *clientFrame) {
 	}
 }
 
+// endLocked marks st ended, with so.mu held: it is forgotten and no longer
+// counts against maxInFlight, from the moment its last frame is queued (a
+// client that read that frame may send a new request at once).
+func (so *socket) endLocked(st *stream) {
+	st.ended = true
+	delete(so.streams, st.id)
+	so.inflight--
+}
+
 // endStream queues v (an ok, or an error with the stream's id) as the last
 // frame of st, unless st has ended already, and stops its walk.
 func (so *socket) endStream(st *stream, v any) {
@@ -99,19 +108,18 @@ func (so *socket) endStream(st *stream, v any) {
 		so.mu.Unlock()
 		return
 	}
-	st.ended = true
-	delete(so.streams, st.id)
+	so.endLocked(st)
 	so.mu.Unlock()
 	st.cancel()
 	so.enqueue(v)
 }
 
-// dropStream forgets st once its request is over, whatever ended it.
+// dropStream ends st, if nothing did, once its request is over (the socket
+// is gone).
 func (so *socket) dropStream(st *stream) {
 	so.mu.Lock()
-	st.ended = true
-	if so.streams[st.id] == st {
-		delete(so.streams, st.id)
+	if !st.ended {
+		so.endLocked(st)
 	}
 	so.mu.Unlock()
 	st.cancel()
@@ -193,8 +201,7 @@ func (so *socket) sendPage(ctx context.Context, st *stream, b []byte, last bool)
 		return errStreamEnded
 	}
 	if last {
-		st.ended = true
-		delete(so.streams, st.id)
+		so.endLocked(st)
 	}
 	ok := so.queueLocked(outFrame{b: b, slot: true})
 	so.mu.Unlock()
