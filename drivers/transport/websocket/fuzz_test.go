@@ -12,10 +12,11 @@ import (
 )
 
 // FuzzDecodeFrame feeds the server's frame decoder (parseFrame, and
-// decodeOps for pushes) arbitrary bytes. It must never panic; a frame is
-// either refused with 1007, or answered with an error wrapping
-// core.ErrInvalid (or ErrTooLarge for too many ops), or decoded into a
-// request whose ops survive a round trip through their wire form. The
+// decodeOps for pushes, pullRequest for pulls and streams) arbitrary bytes.
+// It must never panic; a frame is either refused with 1007, or answered
+// with an error wrapping core.ErrInvalid (or ErrTooLarge for too many ops),
+// or decoded into a request whose ops survive a round trip through their
+// wire form, or into a credit or cancel naming a stream (no id of its own). The
 // corpus in testdata/fuzz/FuzzDecodeFrame is replayed by go test; run it
 // longer with
 //
@@ -33,6 +34,13 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"t":"auth","id":9,"token":"tok"}`,
 		`{"t":"push","id":1,"ops":[{"opId":"o","kind":"todo","id":"x","type":"upsert","payload":[1]}]}`,
 		`[1,2]`, `{"t":"pull"`, `"x"`, `{"id":-1}`, `{"t":"push","id":1e3}`,
+		`{"t":"pullPages","id":10,"kind":"todo","limit":500,"window":4,"after":{"updated_at":"2026-11-24T19:41:55.123456Z","id":"a"}}`,
+		`{"t":"pullPages","id":11,"kind":"todo","window":0}`,
+		`{"t":"credit","stream":10,"n":1}`,
+		`{"t":"credit","stream":10,"n":-1}`,
+		`{"t":"credit","id":12,"stream":0,"n":1}`,
+		`{"t":"cancel","stream":10}`,
+		`{"t":"cancel","stream":"10"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -50,8 +58,29 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 			return
 		}
+		if fr.T == tCredit || fr.T == tCancel {
+			if id != 0 || fr.Stream == nil || *fr.Stream < 1 || (fr.T == tCredit && (fr.N == nil || *fr.N < 1)) {
+				t.Fatalf("%s decoded with id %d, stream %v, n %v", fr.T, id, fr.Stream, fr.N)
+			}
+			return
+		}
 		if id < 1 || fr.ID == nil || *fr.ID != id {
 			t.Fatalf("decoded id %d from a frame whose id is %v", id, fr.ID)
+		}
+		if fr.T == tPull || fr.T == tPages {
+			if _, err := pullRequest(&fr); err != nil && !errors.Is(err, core.ErrInvalid) {
+				t.Fatalf("pullRequest error %v does not wrap core.ErrInvalid", err)
+			}
+			if fr.T == tPages {
+				w, err := streamWindow(&fr)
+				if err != nil && !errors.Is(err, core.ErrInvalid) {
+					t.Fatalf("streamWindow error %v does not wrap core.ErrInvalid", err)
+				}
+				if err == nil && (w < 1 || w > maxWindow) {
+					t.Fatalf("window %d accepted", w)
+				}
+			}
+			return
 		}
 		if fr.T != tPush {
 			return

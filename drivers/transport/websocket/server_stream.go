@@ -47,13 +47,22 @@ func notStreaming(id int64) serverFrame {
 // newStream checks a pullPages' window and registers its stream, with
 // so.mu held: a credit or cancel read right after the request finds it.
 func (so *socket) newStream(id int64, f *clientFrame) (*stream, error) {
-	if f.Window == nil || *f.Window < 1 || *f.Window > maxWindow {
-		return nil, fmt.Errorf("%w: pullPages needs a window from 1 to %d (maxWindow)", core.ErrInvalid, maxWindow)
+	window, err := streamWindow(f)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(so.ctx)
-	st := &stream{id: id, window: int64(*f.Window), credit: int64(*f.Window), wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	st := &stream{id: id, window: window, credit: window, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	so.streams[id] = st
 	return st, nil
+}
+
+// streamWindow reads a pullPages' window: 1 to maxWindow.
+func streamWindow(f *clientFrame) (int64, error) {
+	if f.Window == nil || *f.Window < 1 || *f.Window > maxWindow {
+		return 0, fmt.Errorf("%w: pullPages needs a window from 1 to %d (maxWindow)", core.ErrInvalid, maxWindow)
+	}
+	return int64(*f.Window), nil
 }
 
 // control serves a credit or cancel frame. One naming a stream the socket
