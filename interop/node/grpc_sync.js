@@ -1,7 +1,8 @@
 // A client of offsync's gRPC service written from sync.proto alone, with
 // @grpc/grpc-js and @grpc/proto-loader: it reads the capabilities,
 // subscribes, pushes one op and hears of it through the stream, then pulls a
-// page and walks the rest by page token (the pushed record among them).
+// page and walks the rest by page token (the pushed record among them), and
+// streams the same walk over PullPages when the server lists stream-pull.
 // Run it against `offsync serve` (grpc on the HTTP port plus one) or the
 // server half in the Go test.
 //
@@ -92,9 +93,30 @@ async function main() {
   }
   const data = JSON.parse(first.records[0].data.toString('utf8'));
 
+  // The same walk over one PullPages stream: a page per message, the last
+  // without a next_page_token, then the stream ends OK.
+  let streamed = null;
+  let streamPages = 0;
+  if (caps.capabilities.includes('stream-pull')) {
+    streamed = [];
+    await new Promise((resolve, reject) => {
+      const pages = client.PullPages({ kind, limit: 2 }, md(), { deadline: new Date(Date.now() + 10000) });
+      let last = false;
+      pages.on('data', (page) => {
+        if (last) reject(new Error('a page after the last'));
+        streamPages++;
+        streamed.push(...page.records.map((r) => r.id));
+        last = !page.next_page_token || page.records.length === 0;
+      });
+      pages.on('error', reject);
+      pages.on('end', () => (last ? resolve() : reject(new Error('the stream ended before the last page'))));
+    });
+  }
+
   console.log(JSON.stringify({
     protocol: caps.protocol, maxBatch: caps.max_batch, firstPage: first.records.length, seen, data,
     pushStatus: result.status, updatedAt: result.record.updated_at, noticeUpdatedAt: notice.updated_at,
+    streamed, streamPages,
   }));
 }
 

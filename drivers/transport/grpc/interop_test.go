@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,8 +41,9 @@ func nodeOrSkip(t *testing.T) (node, dir string) {
 
 // TestNodeInterop: a client written from sync.proto alone in another
 // language (Node's @grpc/grpc-js with @grpc/proto-loader) pulls a page,
-// walks the rest, subscribes, pushes an op and hears of it, against the
-// server half opened by its registered name.
+// walks the rest, subscribes, pushes an op and hears of it, and streams the
+// same walk over PullPages, against the server half opened by its
+// registered name.
 func TestNodeInterop(t *testing.T) {
 	node, dir := nodeOrSkip(t)
 	svc := newAuthority(t, &server.Options{Authenticate: func(_ context.Context, tok string) (core.Principal, error) {
@@ -79,6 +81,8 @@ func TestNodeInterop(t *testing.T) {
 		Data      map[string]any `json:"data"`
 		Status    int            `json:"pushStatus"`
 		UpdatedAt string         `json:"updatedAt"`
+		Streamed  []string       `json:"streamed"`
+		Pages     int            `json:"streamPages"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("node printed %s: %v", out, err)
@@ -86,6 +90,9 @@ func TestNodeInterop(t *testing.T) {
 	t.Logf("node: %s", out)
 	if got.Protocol != 1 || got.FirstPage != 2 || len(got.Seen) != 4 || got.Data["title"] != "seed 0" || got.Status != 200 {
 		t.Errorf("node saw %+v", got)
+	}
+	if !slices.Equal(got.Streamed, got.Seen) || got.Pages != 2 {
+		t.Errorf("node streamed %v in %d pages; pulled %v in 2", got.Streamed, got.Pages, got.Seen)
 	}
 	rec, err := svc.Get(actx, "todo", "from-node")
 	if err != nil {
