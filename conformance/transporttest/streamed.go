@@ -353,6 +353,7 @@ func streamFlowControl(t *testing.T, h Harness) {
 			t.Fatalf("while yield was blocked at page %d, the authority served %d pages of the stream (after %d round trips of another client): a stream must hold back the authority (flow control), at most %d pages ahead", heldAt, n, i+1, streamAhead)
 		}
 	}
+	t.Logf("while yield was blocked at page %d, the authority served %d pages of the stream", heldAt, served()-base)
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("the stream, released: %v", err)
@@ -407,7 +408,9 @@ func streamedSyncs(t *testing.T, w *world) {
 	if pages.Load() == 0 {
 		t.Errorf("replica c's engine walked page by page over a core.PageStreamer: it must stream its walks")
 	}
-	if s := inj.Stats(); s.Total() < 4 {
+	// Elsewhere the world's own faults may end a stream before a page
+	// whose fault was chosen, as they end a pull.
+	if s := inj.Stats(); s.Total() < 4 && w.mode == modeClean {
 		t.Errorf("the stream faults of replica c did not all fire: %s", s)
 	}
 	w.converged(t, a, b, c)
