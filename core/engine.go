@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -128,6 +129,7 @@ type Engine struct {
 	events   hub
 	counters counters      // what Stats reports, counted from the events
 	wrote    chan struct{} // a local write committed (for PushOnWrite)
+	writes   atomic.Uint64 // local writes committed, counted (a push pass looks again after one)
 	done     chan struct{} // closed by Close
 
 	mu        sync.Mutex
@@ -321,6 +323,7 @@ func txIDFrom(ctx context.Context) string {
 }
 
 func (e *Engine) notifyWrite() {
+	e.writes.Add(1)
 	select {
 	case e.wrote <- struct{}{}:
 	default:

@@ -28,37 +28,41 @@ func (e *Engine) push(ctx context.Context, kinds []string, st *Stats) error {
 	pushed := map[string]bool{}
 	size := e.batchSize(ctx)
 	for {
-		heads, err := e.heads(ctx, kinds, pushed)
-		if err != nil {
-			return e.fail("", fmt.Errorf("offsync: read outbox: %w", err), false, st)
-		}
-		if len(heads) == 0 {
-			return nil
-		}
-		var batches [][]Op
-		for start := 0; start < len(heads); start += size {
-			batches = append(batches, heads[start:min(start+size, len(heads))])
-		}
-		if paused, err := e.pushBatches(ctx, batches, pushed, st); err != nil || paused {
+		writes := e.writes.Load()
+		h := e.newHeadReader(kinds, pushed, size)
+		if paused, err := e.pushBatches(ctx, h, pushed, st); err != nil || paused {
 			return err
+		}
+		if h.found == 0 || !h.again && e.writes.Load() == writes {
+			return nil
 		}
 	}
 }
 
-// pushBatches pushes batches in order, pipelined (see push).
-func (e *Engine) pushBatches(ctx context.Context, batches [][]Op, pushed map[string]bool, st *Stats) (paused bool, err error) {
+// pushBatches pushes the batches of one pass in order, pipelined (see
+// push); heads reads them from the outbox as they are needed.
+func (e *Engine) pushBatches(ctx context.Context, heads *headReader, pushed map[string]bool, st *Stats) (paused bool, err error) {
 	depth := e.pushDepth()
 	var queue []*transmission // sent, in batch order, answers not applied yet
 	// fill marks and sends the next batches that have ops left to send
 	// until depth of them are in flight or none remains.
 	fill := func() {
-		for len(queue) < depth && len(batches) > 0 && err == nil {
-			batch := batches[0]
-			batches = batches[1:]
+		for len(queue) < depth && err == nil {
+			batch, rerr := heads.next(ctx)
+			if rerr != nil {
+				err = e.fail("", fmt.Errorf("offsync: read outbox: %w", rerr), false, st)
+				return
+			}
+			if len(batch) == 0 {
+				return
+			}
 			send, merr := e.markInFlight(ctx, batch, st)
 			if merr != nil {
 				err = merr
 				return
+			}
+			if len(send) < len(batch) {
+				heads.again = true // coalesced since read: the new op is for another pass
 			}
 			if len(send) == 0 {
 				continue
@@ -71,6 +75,11 @@ func (e *Engine) pushBatches(ctx context.Context, batches [][]Op, pushed map[str
 	}
 	// apply applies the answers of t.
 	apply := func(t *transmission) {
+		for _, r := range t.results {
+			if r.Status != StatusApplied {
+				heads.again = true // a conflict's resolution, a retry: another pass looks
+			}
+		}
 		p, aerr := e.answer(ctx, t, false, st)
 		paused = paused || p
 		if aerr != nil && err == nil {
@@ -120,33 +129,112 @@ func (e *Engine) batchSize(ctx context.Context) int {
 	return size
 }
 
-// heads returns, in outbox order, the first op of every record of kinds when
-// it may be pushed now and was not pushed in this call.
-func (e *Engine) heads(ctx context.Context, kinds []string, pushed map[string]bool) ([]Op, error) {
+// headReader reads the heads of one pass: in outbox order, the first op of
+// every record of kinds when it may be pushed now and was not pushed in
+// this call. It reads the outbox a page at a time, as batches are needed:
+// the first page is one batch, so that the first batch leaves at once
+// rather than after the whole outbox is read, and the later ones
+// headPages batches, so that a long outbox is never held in memory at
+// once. Pages follow the outbox order (OpFilter.AfterSeq); an op appended
+// or rewritten after its place was read is for a record already seen, or
+// is met by a later page or pass.
+type headReader struct {
+	e        *Engine
+	kinds    []string
+	pushed   map[string]bool
+	size     int              // ops per batch
+	seen     map[headKey]bool // records whose first op was met
+	afterSeq int64            // the last outbox place read
+	reads    int              // pages read
+	done     bool             // the outbox has no op after afterSeq
+	unpaged  bool             // the store ignores AfterSeq: read the rest at once
+	heads    []Op             // read, not yet in a batch
+	found    int              // heads met in this pass
+	// again is set when the pass leaves ops another pass may push: a
+	// record's later ops, ops rewritten since they were read, answers that
+	// rewrite or keep their op, ops not yet due. A pass that pushes all it
+	// read, each applied, with no local write committed meanwhile (a
+	// write may land before the last page is read or after: push looks
+	// again), ends the push without reading the outbox again.
+	again bool
+}
+
+// headPages is how many batches' worth of ops the pages after the first
+// hold.
+const headPages = 8
+
+type headKey struct{ kind, id string }
+
+func (e *Engine) newHeadReader(kinds []string, pushed map[string]bool, size int) *headReader {
+	return &headReader{e: e, kinds: kinds, pushed: pushed, size: max(size, 1), seen: map[headKey]bool{}}
+}
+
+// next returns the next batch of at most size heads, empty when the pass
+// has none left.
+func (h *headReader) next(ctx context.Context) ([]Op, error) {
+	for len(h.heads) < h.size && !h.done {
+		if err := h.read(ctx); err != nil {
+			return nil, err
+		}
+	}
+	n := min(len(h.heads), h.size)
+	batch := h.heads[:n:n]
+	h.heads = h.heads[n:]
+	return batch, nil
+}
+
+// read reads the next page of the outbox.
+func (h *headReader) read(ctx context.Context) error {
+	f := OpFilter{Kinds: h.kinds, AfterSeq: h.afterSeq, Limit: h.size}
+	if h.reads > 0 {
+		f.Limit *= headPages
+	}
+	if h.unpaged {
+		f.AfterSeq, f.Limit = 0, 0
+	}
+	h.reads++
 	var ops []Op
-	err := e.store.View(ctx, func(ctx context.Context, tx Tx) error {
+	err := h.e.store.View(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
-		ops, err = tx.Ops(ctx, OpFilter{Kinds: kinds})
+		ops, err = tx.Ops(ctx, f)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	now := e.now()
-	type rk struct{ kind, id string }
-	seen := make(map[rk]bool, len(ops))
-	heads := ops[:0]
+	now := h.e.now()
+	moved := false
 	for _, op := range ops {
-		k := rk{op.Kind, op.ID}
-		if seen[k] {
+		if op.Seq <= h.afterSeq {
+			// Read before: a store that ignores AfterSeq (one written
+			// before it) is read whole, once, for the rest of the pass.
+			h.unpaged = true
 			continue
 		}
-		seen[k] = true
-		if (op.State == StatePending || op.State == StateInFlight) && !op.NextAttemptAt.After(now) && !pushed[op.OpID] {
-			heads = append(heads, op)
+		moved, h.afterSeq = true, op.Seq
+		k := headKey{op.Kind, op.ID}
+		if h.seen[k] {
+			h.again = true
+			continue
+		}
+		h.seen[k] = true
+		pushable := op.State == StatePending || op.State == StateInFlight
+		switch {
+		case pushable && op.NextAttemptAt.After(now):
+			h.again = true
+		case pushable && !h.pushed[op.OpID]:
+			h.heads = append(h.heads, op)
+			h.found++
 		}
 	}
-	return heads, nil
+	switch {
+	case f.Limit == 0:
+		h.done = true
+	case h.unpaged: // found out now: the rest is read at once
+	case !moved || len(ops) < f.Limit:
+		h.done = true
+	}
+	return nil
 }
 
 // markInFlight marks the ops of batch in flight (upgrading old payloads) and

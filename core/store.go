@@ -57,7 +57,11 @@ type OpFilter struct {
 	States []OpState // empty = all
 	Kind   string    // with ID: the ops of one record
 	ID     string
-	Limit  int
+	// AfterSeq, when positive, lists only the ops after that place in the
+	// outbox (Op.Seq greater): with Limit, the outbox is read a page at a
+	// time.
+	AfterSeq int64
+	Limit    int
 }
 
 // OpCount is one line of Pending: how many ops of a kind are in a state.

@@ -55,6 +55,12 @@ func TestOutboxOrder(t *testing.T, h Harness) {
 	wantIDs(t, "Ops by state", opIDs(ops(t, s, core.OpFilter{States: []core.OpState{core.StatePending}})), "op1", "op2", "op4")
 	wantIDs(t, "Ops of a record", opIDs(ops(t, s, core.OpFilter{Kind: NoteKind, ID: "n1"})), "op1", "op3")
 	wantIDs(t, "Ops limit", opIDs(ops(t, s, core.OpFilter{Limit: 2})), "op1", "op2")
+	// Paging: the ops after a place in the outbox, with the other filters.
+	wantIDs(t, "Ops after op2", opIDs(ops(t, s, core.OpFilter{AfterSeq: b.Seq})), "op3", "op4")
+	wantIDs(t, "Ops after op1, limit", opIDs(ops(t, s, core.OpFilter{AfterSeq: a.Seq, Limit: 2})), "op2", "op3")
+	wantIDs(t, "Ops of a kind after op1", opIDs(ops(t, s, core.OpFilter{Kinds: []string{NoteKind}, AfterSeq: a.Seq})), "op3")
+	wantIDs(t, "Ops of a record after op1", opIDs(ops(t, s, core.OpFilter{Kind: NoteKind, ID: "n1", AfterSeq: a.Seq})), "op3")
+	wantIDs(t, "Ops after the last", opIDs(ops(t, s, core.OpFilter{AfterSeq: d.Seq})))
 	wantIDs(t, "Ops combined", opIDs(ops(t, s, core.OpFilter{Kinds: []string{NoteKind}, States: []core.OpState{core.StateDeferred}})), "op3")
 	// A duplicate op id is refused, and the outbox is unchanged.
 	err := s.Update(t.Context(), func(ctx context.Context, tx core.Tx) error { return tx.Enqueue(ctx, upsertOp("op1", ItemKind, "z")) })

@@ -148,7 +148,7 @@ func (t *Tx) Enqueue(ctx context.Context, op *core.Op) error {
 
 // Ops implements core.ReplicaTx.
 func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
-	if f.Kind != "" && len(f.Kinds) == 0 && len(f.States) == 0 && f.Limit == 0 {
+	if f.Kind != "" && len(f.Kinds) == 0 && len(f.States) == 0 && f.Limit == 0 && f.AfterSeq == 0 {
 		return t.queryOps(ctx, "ops", t.s.sys.opsOfRecord, f.Kind, f.ID)
 	}
 	var where []string
@@ -172,6 +172,10 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if f.Kind != "" || f.ID != "" {
 		where = append(where, "kind = ? AND id = ?")
 		args = append(args, f.Kind, f.ID)
+	}
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > ?")
+		args = append(args, f.AfterSeq)
 	}
 	q := "SELECT " + opColumns + " FROM offsync_outbox"
 	if len(where) > 0 {
