@@ -374,7 +374,7 @@ func (c *Client) connect(ctx context.Context, refresh bool) (*session, error) {
 func (c *Client) read(s *session) {
 	defer s.c.CloseNow()
 	for {
-		_, b, err := s.c.Read(context.Background())
+		buf, err := readFrame(s.c)
 		if err != nil {
 			if ws.CloseStatus(err) == CloseUnauthorized {
 				c.mu.Lock()
@@ -386,13 +386,19 @@ func (c *Client) read(s *session) {
 		}
 		s.heard()
 		f := new(inFrame)
+		b := buf.Bytes()
 		if id, ok := pageFrameID(b); ok {
-			// A page is read by Pull, which knows its kind.
-			f.T, f.page = tPage, b
+			// A page is read by Pull (or a stream), which knows its kind
+			// and gives the buffer back once it has decoded it.
+			f.T, f.page, f.buf = tPage, b, buf
 			f.ID = strconv.AppendInt(nil, id, 10)
-		} else if err := json.Unmarshal(b, f); err != nil {
-			c.log.Warn("websocket: ignoring an unreadable frame", "err", err)
-			continue
+		} else {
+			err := json.Unmarshal(b, f) // copies what it keeps
+			putFrameBuf(buf)
+			if err != nil {
+				c.log.Warn("websocket: ignoring an unreadable frame", "err", err)
+				continue
+			}
 		}
 		if f.T == tNotice {
 			s.mu.Lock()
@@ -420,7 +426,46 @@ func (c *Client) read(s *session) {
 			ch <- f
 		case st != nil:
 			st.deliver(f) // never blocks
+		default:
+			f.release()
 		}
+	}
+}
+
+// frameBufs recycles the buffers the client reads frames into: a page is
+// read into a buffer that already has its size, rather than grown from
+// nothing for every frame.
+var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFrame bounds the buffers kept for reuse.
+const maxPooledFrame = 8 << 20
+
+// readFrame reads the next message of c into a buffer of frameBufs.
+func readFrame(c *ws.Conn) (*bytes.Buffer, error) {
+	_, r, err := c.Reader(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	buf := frameBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		putFrameBuf(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+func putFrameBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledFrame {
+		frameBufs.Put(buf)
+	}
+}
+
+// release gives a page frame's buffer back; f.page is gone.
+func (f *inFrame) release() {
+	if f.buf != nil {
+		putFrameBuf(f.buf)
+		f.buf, f.page = nil, nil
 	}
 }
 
@@ -640,17 +685,19 @@ func (c *Client) Pull(ctx context.Context, req core.PullRequest) (core.Page, err
 	default:
 		return core.Page{}, unexpected(what, a)
 	}
-	page, err := readPage(req.Kind, a)
+	page, err := readPage(req.Kind, a, *f.Limit)
 	if err != nil {
 		return core.Page{}, fmt.Errorf("websocket: %s: %w", what, err)
 	}
 	return page, nil
 }
 
-// readPage reads the records of page frame a, of kind.
-func readPage(kind string, a *inFrame) (core.Page, error) {
+// readPage reads the records of page frame a, of kind, answering a pull
+// of limit records.
+func readPage(kind string, a *inFrame, limit int) (core.Page, error) {
 	if a.page != nil {
-		return decodePage(kind, a.page)
+		defer a.release() // the page keeps nothing of the frame
+		return decodePage(kind, a.page, limit)
 	}
 	page := core.Page{Records: make([]core.Record, 0, len(a.Items)), Remaining: -1}
 	if a.NextPageToken != nil {

@@ -185,7 +185,7 @@ func (c *Client) stream(ctx context.Context, s *session, req core.PullRequest, y
 		if received++; received > window+granted {
 			return yielded, fmt.Errorf("websocket: %s: %w: the server sent more than the window of %d pages", what, core.ErrUnavailable, window)
 		}
-		page, err := readPage(req.Kind, a)
+		page, err := readPage(req.Kind, a, *f.Limit)
 		if err != nil {
 			return yielded, fmt.Errorf("websocket: %s: %w", what, err)
 		}

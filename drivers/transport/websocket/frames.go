@@ -161,6 +161,7 @@ type inFrame struct {
 	// page holds a page frame as it came (see pageFrameID): its records are
 	// read by decodePage, with the pull's kind, straight from these bytes.
 	page []byte
+	buf  *bytes.Buffer // holds page, for reuse once it is decoded
 
 	T             string            `json:"t"`
 	ID            json.RawMessage   `json:"id"`
@@ -214,9 +215,8 @@ func errorFrame(id int64, err error) serverFrame {
 // appendHead appends the system members of r, from the opening brace to
 // the last one's value.
 func appendHead(b []byte, r *core.Record) []byte {
-	id, _ := json.Marshal(r.ID) // a string always marshals
 	b = append(b, `{"id":`...)
-	b = append(b, id...)
+	b = wire.AppendString(b, r.ID)
 	b = append(b, `,"updated_at":`...)
 	b = appendStamp(b, r.UpdatedAt)
 	b = append(b, `,"deleted_at":`...)
@@ -280,55 +280,76 @@ func decodeRecord(kind string, b []byte) (core.Record, error) {
 // decodeHead reads a record in appendHead's layout; ok is false for any
 // other (then nothing is decided).
 func decodeHead(kind string, b []byte) (r core.Record, ok bool) {
+	r, _, ok = readHead(kind, b, nil)
+	return r, ok
+}
+
+// readHead is decodeHead with the record's Data appended to slab (a page's
+// records share one allocation); Data is the tail it added, capped. It
+// returns slab grown.
+func readHead(kind string, b, slab []byte) (r core.Record, _ []byte, ok bool) {
 	const open, upd = `{"id":"`, `","updated_at":`
 	r.Kind = kind
 	if !bytes.HasPrefix(b, []byte(open)) {
-		return r, false
+		return r, slab, false
 	}
 	// In this layout the id string is followed by `","updated_at":`, a
 	// sequence that cannot occur inside the string, whose quotes are all
 	// escaped.
 	end := bytes.Index(b[len(open):], []byte(upd))
 	if end < 0 {
-		return r, false
+		return r, slab, false
 	}
 	end += len(open) // the id's closing quote
 	quoted := b[len(open)-1 : end+1]
 	if bytes.IndexByte(quoted, '\\') < 0 {
 		r.ID = string(quoted[1 : len(quoted)-1])
-	} else if json.Unmarshal(quoted, &r.ID) != nil {
-		return r, false
+	} else if r.ID, ok = unquote(quoted); !ok {
+		return r, slab, false
 	}
 	if r.ID == "" {
-		return r, false
+		return r, slab, false
 	}
 	rest := b[end+len(upd):]
 	if r.UpdatedAt, rest, ok = cutStamp(rest); !ok || r.UpdatedAt.IsZero() {
-		return r, false
+		return r, slab, false
 	}
 	if rest, ok = bytes.CutPrefix(rest, []byte(`,"deleted_at":`)); !ok {
-		return r, false
+		return r, slab, false
 	}
 	if r.DeletedAt, rest, ok = cutStamp(rest); !ok {
-		return r, false
+		return r, slab, false
 	}
 	if after, found := bytes.CutPrefix(rest, []byte(`,"edited_at":`)); found {
 		if r.EditedAt, rest, ok = cutStamp(after); !ok || r.EditedAt.IsZero() {
-			return r, false
+			return r, slab, false
 		}
 	}
 	switch {
 	case len(rest) == 1 && rest[0] == '}':
 		r.Data = json.RawMessage("{}")
 	case len(rest) > 1 && rest[0] == ',':
-		data := make([]byte, len(rest))
-		data[0] = '{'
-		copy(data[1:], rest[1:])
-		r.Data = data
+		if cap(slab)-len(slab) < len(rest) {
+			slab = make([]byte, 0, max(len(rest), cap(slab)))
+		}
+		start := len(slab)
+		slab = append(slab, '{')
+		slab = append(slab, rest[1:]...)
+		r.Data = slab[start:len(slab):len(slab)]
 	default:
-		return r, false
+		return r, slab, false
 	}
-	return r, true
+	return r, slab, true
+}
+
+// unquote reads a JSON string with escapes (kept out of readHead, whose
+// record would otherwise live on the heap).
+func unquote(quoted []byte) (string, bool) {
+	var s string
+	if json.Unmarshal(quoted, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // cutStamp reads an appendStamp value off the front of b.
@@ -340,11 +361,52 @@ func cutStamp(b []byte) (t time.Time, rest []byte, ok bool) {
 	if len(b) < n+2 || b[0] != '"' || b[n+1] != '"' {
 		return t, b, false
 	}
-	t, err := core.ParseTime(string(b[1 : n+1]))
-	if err != nil {
-		return t, b, false
+	t, ok = parseStamp(b[1 : n+1])
+	if !ok {
+		var err error
+		if t, err = core.ParseTime(string(b[1 : n+1])); err != nil {
+			return t, b, false
+		}
 	}
 	return t, b[n+2:], true
+}
+
+// parseStamp reads a time in core.TimeLayout with a Z (as appendStamp
+// writes it: 2006-01-02T15:04:05.000000Z) without allocating; ok is false
+// for anything else, then core.ParseTime decides.
+func parseStamp(b []byte) (time.Time, bool) {
+	if len(b) != 27 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[19] != '.' || b[26] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, j int) (int, bool) {
+		n := 0
+		for ; i < j; i++ {
+			c := b[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 7)
+	d, ok3 := num(8, 10)
+	h, ok4 := num(11, 13)
+	mi, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	us, ok7 := num(20, 26)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[mo-1]
+	if mo == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	if d > days {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC), true
 }
 
 // decodeRecordMap is decodeRecord for any flat record, through a map.
@@ -615,8 +677,9 @@ func pageFrameID(b []byte) (id int64, ok bool) {
 // over the frame, each record's bytes handed to decodeRecord as read (no
 // reflection, no copy of the items before they are decoded). Unknown
 // members are skipped, as encoding/json would.
-func decodePage(kind string, b []byte) (core.Page, error) {
+func decodePage(kind string, b []byte, limit int) (core.Page, error) {
 	page := core.Page{Remaining: -1}
+	var slab []byte // the records' data, one allocation for the page
 	dec := jsontext.NewDecoder(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	bad := func(err error) (core.Page, error) {
 		return core.Page{}, fmt.Errorf("%w: unreadable page frame: %v", core.ErrUnavailable, err)
@@ -643,9 +706,18 @@ func decodePage(kind string, b []byte) (core.Page, error) {
 				if err != nil {
 					return bad(err)
 				}
-				rec, err := decodeRecord(kind, v)
-				if err != nil {
-					return core.Page{}, err
+				if slab == nil {
+					slab = make([]byte, 0, len(b))
+				}
+				rec, grown, ok := readHead(kind, v, slab)
+				slab = grown
+				if !ok {
+					if rec, err = decodeRecordMap(kind, v); err != nil {
+						return core.Page{}, err
+					}
+				}
+				if page.Records == nil {
+					page.Records = make([]core.Record, 0, min(max(limit, 1), 1000))
 				}
 				page.Records = append(page.Records, rec)
 			}

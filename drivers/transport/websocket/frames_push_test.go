@@ -171,7 +171,7 @@ func TestDecodePageMatchesEncodingJSON(t *testing.T) {
 		if got, ok := pageFrameID(b); !ok || got != id {
 			t.Fatalf("pageFrameID = %d, %v; want %d", got, ok, id)
 		}
-		got, err := decodePage("k", b)
+		got, err := decodePage("k", b, 0)
 		if err != nil {
 			t.Fatalf("decodePage: %v\n%s", err, b)
 		}
@@ -208,7 +208,7 @@ func TestDecodePageRefusesBrokenFrames(t *testing.T) {
 		`{"t":"page","id":1,"items":[],"nextPageToken":3}`,
 		`{"t":"page","id":1,"items":[]} x`,
 	} {
-		if _, err := decodePage("k", []byte(b)); !errors.Is(err, core.ErrUnavailable) && !errors.Is(err, core.ErrInvalid) {
+		if _, err := decodePage("k", []byte(b), 0); !errors.Is(err, core.ErrUnavailable) && !errors.Is(err, core.ErrInvalid) {
 			t.Errorf("decodePage(%s) = %v, want an error", b, err)
 		}
 	}

@@ -84,3 +84,35 @@ func TestDecodeRecordOtherLayouts(t *testing.T) {
 		}
 	}
 }
+
+// parseStamp, the allocation-free reading of a record's times, agrees with
+// core.ParseTime on every time it accepts, and accepts every time
+// appendStamp writes; what it leaves (other layouts, bad dates) is
+// core.ParseTime's to decide.
+func TestParseStampMatchesParseTime(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		tm := time.UnixMicro(rapid.Int64Range(-62135596799999999, 253402300799999999).Draw(rt, "us")).UTC()
+		s := []byte(core.FormatTime(tm))
+		if rapid.Bool().Draw(rt, "mutate") {
+			i := rapid.IntRange(0, len(s)-1).Draw(rt, "at")
+			s[i] = rapid.SampledFrom([]byte("0123456789-:TZ.+x")).Draw(rt, "to")
+		}
+		got, ok := parseStamp(s)
+		want, err := core.ParseTime(string(s))
+		if ok && (err != nil || !got.Equal(want) || got != want) {
+			rt.Fatalf("parseStamp(%s) = %v, core.ParseTime %v, %v", s, got, want, err)
+		}
+		if !ok && len(s) == 27 && err == nil && s[26] == 'Z' && string(s) == core.FormatTime(tm) {
+			rt.Fatalf("parseStamp refused %s, which appendStamp writes", s)
+		}
+	})
+	for _, bad := range []string{"2026-02-29T00:00:00.000000Z", "2026-13-01T00:00:00.000000Z", "2026-04-31T00:00:00.000000Z",
+		"2026-01-01T24:00:00.000000Z", "2026-01-01T00:60:00.000000Z", "2026-01-01T00:00:60.000000Z", "2026-01-00T00:00:00.000000Z"} {
+		if _, ok := parseStamp([]byte(bad)); ok {
+			t.Errorf("parseStamp accepted %s", bad)
+		}
+	}
+	if got, ok := parseStamp([]byte("2024-02-29T23:59:59.999999Z")); !ok || got != time.Date(2024, 2, 29, 23, 59, 59, 999999000, time.UTC) {
+		t.Errorf("a leap day: %v %v", got, ok)
+	}
+}

@@ -174,10 +174,37 @@ type socket struct {
 }
 
 // outFrame is an encoded frame on the send queue; slot marks a stream's
-// page, which holds one of the socket's slots until it is written.
+// page, which holds one of the socket's slots until it is written; buf,
+// when set, is the pageBufs buffer b was written in, given back once b is
+// written.
 type outFrame struct {
 	b    []byte
 	slot bool
+	buf  *[]byte
+}
+
+// pageBufs recycles the buffers page frames are encoded in: the next page
+// is written in a buffer that already has a page's size.
+var pageBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// encodePage encodes the page frame answering request id in a buffer of
+// pageBufs.
+func encodePage(id int64, page *core.Page) (outFrame, error) {
+	buf := pageBufs.Get().(*[]byte)
+	b, err := appendPage((*buf)[:0], id, page)
+	if err != nil {
+		pageBufs.Put(buf)
+		return outFrame{}, err
+	}
+	return outFrame{b: b, buf: buf}, nil
+}
+
+// recycle gives f's buffer back to pageBufs, b written.
+func (f *outFrame) recycle() {
+	if f.buf != nil && cap(f.b) <= maxPooledFrame {
+		*f.buf = f.b[:0]
+		pageBufs.Put(f.buf)
+	}
 }
 
 // closeWith ends the socket with code: queued frames are dropped, the
@@ -224,9 +251,12 @@ func (so *socket) enqueue(v any) {
 }
 
 // enqueueBytes is enqueue of an encoded frame.
-func (so *socket) enqueueBytes(b []byte) {
+func (so *socket) enqueueBytes(b []byte) { so.enqueueFrame(outFrame{b: b}) }
+
+// enqueueFrame is enqueue of an encoded frame.
+func (so *socket) enqueueFrame(f outFrame) {
 	so.mu.Lock()
-	ok := so.queueLocked(outFrame{b: b})
+	ok := so.queueLocked(f)
 	so.mu.Unlock()
 	if !ok {
 		so.overflow()
@@ -266,6 +296,7 @@ func (so *socket) writer() {
 			wctx, cancel := context.WithTimeout(context.Background(), 2*so.srv.lim.Heartbeat)
 			err := so.c.Write(wctx, ws.MessageText, f.b)
 			cancel()
+			f.recycle()
 			if f.slot {
 				<-so.slots
 			}
@@ -640,12 +671,12 @@ func (so *socket) pull(ctx context.Context, id int64, f *clientFrame) {
 		so.enqueue(errorFrame(id, err))
 		return
 	}
-	b, err := appendPage(make([]byte, 0, 64+len(page.Records)*256), id, &page)
+	out, err := encodePage(id, &page)
 	if err != nil {
 		so.enqueue(errorFrame(id, err))
 		return
 	}
-	so.enqueueBytes(b)
+	so.enqueueFrame(out)
 }
 
 // appendPage appends the page frame answering request id. The records are

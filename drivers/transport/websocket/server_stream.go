@@ -152,11 +152,12 @@ func (so *socket) pullPages(ctx context.Context, id int64, f *clientFrame, st *s
 		if last {
 			page.NextPageToken = "" // the frame that ends the stream says so
 		}
-		b, err := appendPage(make([]byte, 0, 64+len(page.Records)*256), id, &page)
+		out, err := encodePage(id, &page)
 		if err != nil {
 			return err
 		}
-		return so.sendPage(sctx, st, b, last)
+		out.slot = true
+		return so.sendPage(sctx, st, out, last)
 	})
 	switch {
 	case err == nil || errors.Is(err, errStreamEnded):
@@ -178,8 +179,8 @@ func (so *socket) pullPages(ctx context.Context, id int64, f *clientFrame, st *s
 }
 
 // sendPage waits for a credit of st and a stream slot, then queues the
-// page frame b; last ends the stream.
-func (so *socket) sendPage(ctx context.Context, st *stream, b []byte, last bool) error {
+// page frame out; last ends the stream.
+func (so *socket) sendPage(ctx context.Context, st *stream, out outFrame, last bool) error {
 	for {
 		so.mu.Lock()
 		if st.ended {
@@ -212,7 +213,7 @@ func (so *socket) sendPage(ctx context.Context, st *stream, b []byte, last bool)
 	if last {
 		so.endLocked(st)
 	}
-	ok := so.queueLocked(outFrame{b: b, slot: true})
+	ok := so.queueLocked(out)
 	so.mu.Unlock()
 	if !ok {
 		<-so.slots
