@@ -128,3 +128,33 @@ func BenchmarkNoticeLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// BenchmarkPullPages100k walks the same kind as BenchmarkPull100k, in
+// pages of 1,000, over one PullPages stream per walk.
+func BenchmarkPullPages100k(b *testing.B) {
+	_, n := benchSizes()
+	svc := newAuthority(b, nil)
+	actx := core.WithPrincipal(context.Background(), core.Principal{})
+	ops := benchOps("pull", n)
+	for i := 0; i < n; i += 1000 {
+		if _, err := svc.Push(actx, ops[i:min(i+1000, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := serve(b, svc, server.TransportConfig{})
+	c := dial(b, r.addr, "", nil)
+	ctx := context.Background()
+	rows := 0
+	for b.Loop() {
+		got := 0
+		err := c.PullPages(ctx, core.PullRequest{Kind: "pull", Limit: 1000}, func(p core.Page) error {
+			got += len(p.Records)
+			return nil
+		})
+		if err != nil || got != n {
+			b.Fatalf("walked %d rows, %v; want %d", got, err, n)
+		}
+		rows += got
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "records/s")
+}
