@@ -204,6 +204,7 @@ func (h *headReader) read(ctx context.Context) error {
 	}
 	now := h.e.now()
 	moved := false
+	heads := ops[:0] // the page's heads, kept in place: the page is ours
 	for _, op := range ops {
 		if op.Seq <= h.afterSeq {
 			// Read before: a store that ignores AfterSeq (one written
@@ -223,9 +224,14 @@ func (h *headReader) read(ctx context.Context) error {
 		case pushable && op.NextAttemptAt.After(now):
 			h.again = true
 		case pushable && !h.pushed[op.OpID]:
-			h.heads = append(h.heads, op)
+			heads = append(heads, op)
 			h.found++
 		}
+	}
+	if len(h.heads) == 0 {
+		h.heads = heads
+	} else {
+		h.heads = append(h.heads, heads...)
 	}
 	switch {
 	case f.Limit == 0:
