@@ -4,9 +4,15 @@
 // second connection for notices.
 //
 // The client (NewClient, or core.OpenTransport("websocket", "ws://host:port/ws"))
-// implements core.Transport, core.Getter, core.Subscriber, core.Batcher and
+// implements core.Transport, core.Getter, core.Subscriber, core.Batcher,
 // core.Pipeliner (two pushes in flight on the socket, so that the server
-// applies one batch while the next is on its way). It connects lazily, numbers its requests (many in flight, answers matched
+// applies one batch while the next is on its way) and core.PageStreamer (a
+// walk streamed over one pullPages request: the server reads the next page
+// while the replica applies the last, within a window of pages the client
+// grants one credit at a time; against a server without streams it pulls
+// page by page). Its socket reader never waits for a slow consumer: a
+// stream's pages wait in a buffer of its window, which the server cannot
+// exceed. It connects lazily, numbers its requests (many in flight, answers matched
 // by id, each honouring its context), reconnects a socket that carries
 // subscriptions with capped, jittered backoff and then delivers a Notice
 // with Gap, asks its token source again after the server closed with 4001,
@@ -19,8 +25,11 @@
 // *server.Service: it authenticates through server.Authenticate (the
 // handshake's Authorization header or a first auth frame), lets the
 // authority apply scope and limits, answers at most Limits.MaxInFlight
-// requests per socket at a time (429 beyond), keeps a bounded send queue
-// (a client too slow to read is closed with 1008), pings every
+// requests per socket at a time (429 beyond; a running stream counts as
+// one), streams a walk through the authority's own loop (core.PageStreamer,
+// server.Service.PullPages) sending a page only against a credit, keeps a
+// bounded send queue (a client too slow to read is closed with 1008;
+// pages of streams take at most half of it), pings every
 // Limits.Heartbeat, closes a message over Limits.MaxMessage with 1009 and
 // every socket with 1001 on Shutdown. Notices come from the authority's own
 // fan-out (core.Subscriber).

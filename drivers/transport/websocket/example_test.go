@@ -67,3 +67,55 @@ func Example() {
 	// notice: todo t1
 	// pulled: t1 {"title":"buy milk"}
 }
+
+// A walk of a kind streamed over one pullPages request: the server sends
+// page after page within the client's window, and each page is yielded as
+// it comes.
+func ExampleClient_PullPages() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "offsync-ws-example")
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "authority.db"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer st.Close()
+	svc, err := server.New(ctx, st, &server.Options{Tables: []core.Table{core.Documents("todo")}})
+	if err != nil {
+		panic(err)
+	}
+	defer svc.Close()
+	var ops []core.Op
+	for i := range 5 {
+		ops = append(ops, core.Op{OpID: fmt.Sprint("op-", i), Kind: "todo", ID: fmt.Sprint("t", i), Type: core.OpUpsert,
+			Payload: json.RawMessage(`{"title":"x"}`)})
+	}
+	if _, err := svc.Push(ctx, ops); err != nil {
+		panic(err)
+	}
+	half, err := server.OpenServer(ctx, "websocket", svc, server.TransportConfig{})
+	if err != nil {
+		panic(err)
+	}
+	mux, _ := server.NewHTTPMux(map[string]http.Handler{"/ws": half.(server.HTTPTransport)})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer half.Shutdown(ctx)
+
+	c := websocket.NewClient("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	defer c.Close()
+	err = c.PullPages(ctx, core.PullRequest{Kind: "todo", Limit: 2}, func(p core.Page) error {
+		var ids []string
+		for _, r := range p.Records {
+			ids = append(ids, r.ID)
+		}
+		fmt.Println("page:", ids, "last:", p.NextPageToken == "")
+		return nil
+	})
+	fmt.Println("end:", err)
+	// Output:
+	// page: [t0 t1] last: false
+	// page: [t2 t3] last: false
+	// page: [t4] last: true
+	// end: <nil>
+}
