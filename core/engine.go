@@ -294,9 +294,22 @@ func (e *Engine) checkKinds(kinds []string) error {
 	return nil
 }
 
-func newID() string {
+func newID() string { return NewOpID() }
+
+// NewOpID returns an id as the engine makes them for ops and transactions:
+// 32 hex digits, the first 12 the Unix time in milliseconds, the other 20
+// random (80 bits). Ids made later sort later (to the millisecond), so the
+// indexes keyed by op id — the outbox's, the authority's idempotency
+// records — take new ids at their end instead of at random places; two ids
+// of one millisecond still differ in 80 random bits.
+func NewOpID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
 

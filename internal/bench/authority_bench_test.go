@@ -77,8 +77,9 @@ func benchAuthority(b *testing.B) (*server.Service, *sqlite.Store) {
 	return svc, st
 }
 
-// itemOps returns the ops creating items [first, first+n), with op ids
-// like the engine's (32 random hex digits), drawn from rng.
+// itemOps returns the ops creating items [first, first+n): with op ids as
+// the engine makes them (core.NewOpID) when rng is nil, else 32 random hex
+// digits drawn from rng (the engine's ids before they began with the time).
 func itemOps(b *testing.B, rng *rand.Rand, first, n int) []core.Op {
 	ops := make([]core.Op, n)
 	for j := range ops {
@@ -86,16 +87,26 @@ func itemOps(b *testing.B, rng *rand.Rand, first, n int) []core.Op {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ops[j] = core.Op{OpID: fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()), Kind: Items.Kind(), ID: rec.ID,
-			Type: core.OpUpsert, Payload: rec.Data}
+		id := core.NewOpID()
+		if rng != nil {
+			id = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		}
+		ops[j] = core.Op{OpID: id, Kind: Items.Kind(), ID: rec.ID, Type: core.OpUpsert, Payload: rec.Data}
 	}
 	return ops
 }
 
 // BenchmarkAuthorityPush pushes 10,000 new items in batches of 500 to a
 // fresh authority per iteration (each op has an op id, so its idempotency
-// record is written too).
+// record is written too): ids=engine with op ids as the engine makes them,
+// ids=random with 32 random hex digits (where each idempotency record lands
+// at a random place of its index).
 func BenchmarkAuthorityPush(b *testing.B) {
+	b.Run("ids=engine", func(b *testing.B) { benchAuthorityPush(b, false) })
+	b.Run("ids=random", func(b *testing.B) { benchAuthorityPush(b, true) })
+}
+
+func benchAuthorityPush(b *testing.B, randomIDs bool) {
 	ctx := context.Background()
 	var cpu time.Duration
 	var writes, written int64
@@ -103,7 +114,10 @@ func BenchmarkAuthorityPush(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		svc, _ := benchAuthority(b)
-		rng := rand.New(rand.NewPCG(1, 2))
+		var rng *rand.Rand
+		if randomIDs {
+			rng = rand.New(rand.NewPCG(1, 2))
+		}
 		batches := make([][]core.Op, 0, authPushOps/authBatch)
 		for first := 0; first < authPushOps; first += authBatch {
 			batches = append(batches, itemOps(b, rng, first, authBatch))
