@@ -5,8 +5,10 @@
 // The client (NewClient, or the "grpc" transport driver with a URL
 // grpc://host:port or grpcs://host:port and options token, timeout, and
 // ca_file or tls for a CA of one's own) is a
-// core.Transport, core.Getter, core.Subscriber, core.Batcher and
-// core.Pipeliner (two pushes in flight, each a stream) over a
+// core.Transport, core.Getter, core.Subscriber, core.Batcher,
+// core.Pipeliner (two pushes in flight, each a stream) and
+// core.PageStreamer (a walk's pages over one PullPages stream, or page by
+// page with Pull from a server that does not list "stream-pull") over a
 // *grpc.ClientConn it dials or one the caller supplies (Options.Conn). Every
 // call carries metadata `authorization: Bearer <token>` from a token source
 // that is asked once more, with refresh, after Unauthenticated; ctx's
@@ -27,7 +29,11 @@
 // The edge limits come from server.Limits: MaxMessage is the receive limit
 // (and a page is cut to fit it), MaxInFlight the concurrent streams of a
 // connection, Heartbeat the keepalive (server pings; clients may ping every
-// half heartbeat). Subscribe streams come from the authority's own
+// half heartbeat). PullPages streams the authority's own walk (a
+// core.PageStreamer such as server.Service: the one server loop), a page a
+// message, held back by HTTP/2 flow control; it runs under
+// server.StreamContext, as Subscribe does, so a token's expiry ends it
+// Unauthenticated. Subscribe streams come from the authority's own
 // subscription; Shutdown ends them with Unavailable, then stops gracefully,
 // and cuts what remains when its ctx ends.
 //

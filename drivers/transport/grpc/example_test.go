@@ -62,9 +62,30 @@ func Example() {
 		panic(err)
 	}
 	fmt.Println(len(page.Records), page.Records[0].ID, string(page.Records[0].Data))
+
+	// A walk's pages over one stream: the server reads a page ahead only
+	// as the client takes them.
+	if _, err := client.Push(ctx, []core.Op{
+		{OpID: "op-2", Kind: "todo", ID: "t2", Type: core.OpUpsert, Payload: json.RawMessage(`{"title":"tea"}`)},
+		{OpID: "op-3", Kind: "todo", ID: "t3", Type: core.OpUpsert, Payload: json.RawMessage(`{"title":"bread"}`)},
+	}); err != nil {
+		panic(err)
+	}
+	err = client.PullPages(ctx, core.PullRequest{Kind: "todo", Limit: 2}, func(p core.Page) error {
+		for _, r := range p.Records {
+			fmt.Print(r.ID, " ")
+		}
+		fmt.Println("| more:", p.NextPageToken != "")
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
 	// Output:
 	// applied
 	// 1 t1 {"title":"buy milk"}
+	// t1 t2 | more: true
+	// t3 | more: false
 }
 
 // Open the client by driver name, as a config file does.
