@@ -11,7 +11,8 @@ import (
 )
 
 // FuzzRequests feeds arbitrary bytes to the server's request conversion
-// (the codec's decoding, then opsOf and pullOf): it never panics, every
+// (the codec's decoding, then opsOf and pullOf, which reads the request of
+// Pull and of PullPages): it never panics, every
 // refusal is core.ErrInvalid or core.ErrTooLarge, and what it accepts is
 // what the authority may be given (valid ids, object payloads, times in
 // range), and survives a round trip through the client's encoding.
@@ -25,6 +26,7 @@ func FuzzRequests(f *testing.F) {
 		&syncv1.PushRequest{Ops: []*syncv1.Op{{OpId: "o3", Kind: "todo", Id: "é", Type: syncv1.OpType_OP_TYPE_UPSERT, Payload: []byte(` {"a":[1,{"b":null}]}`), EditedAt: -1}}},
 		&syncv1.PullRequest{Kind: "todo", Limit: 10, After: &syncv1.Cursor{UpdatedAt: 1796195454264045, Id: "a"}},
 		&syncv1.PullRequest{Kind: "todo", PageToken: "tok"},
+		&syncv1.PullRequest{Kind: "todo", Limit: 1<<31 - 1, After: &syncv1.Cursor{UpdatedAt: -1}},
 	}
 	for _, s := range seeds {
 		b, err := proto.Marshal(s)
@@ -76,6 +78,21 @@ func FuzzRequests(f *testing.F) {
 		}
 		if pr.Limit < 0 || pr.Kind == "" || (pr.After.ID != "" && pr.After.UpdatedAt.IsZero()) {
 			t.Fatalf("accepted a bad pull %+v", pr)
+		}
+		// The client's encoding of it (Pull's and PullPages' request) reads
+		// back the same, its default page size standing for limit 0.
+		in, err := (&Client{pageSize: defaultPageSize}).pullPB(pr)
+		if err != nil {
+			t.Fatalf("the server accepts the pull %+v that the client refuses: %v", pr, err)
+		}
+		back, err := pullOf(in)
+		if pr.Limit == 0 {
+			pr.Limit = defaultPageSize
+		}
+		pr.Limit = min(pr.Limit, 1<<30) // what a client asks at most
+		if err != nil || back.Kind != pr.Kind || back.PageToken != pr.PageToken || back.Limit != pr.Limit ||
+			!back.After.UpdatedAt.Equal(pr.After.UpdatedAt) || back.After.ID != pr.After.ID {
+			t.Fatalf("round trip of %+v: %+v, %v", pr, back, err)
 		}
 	})
 }
