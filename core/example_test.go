@@ -114,3 +114,37 @@ func ExampleEngine_Subscribe() {
 	// pulled todo 1
 	// completed: pushed 1 pulled 1
 }
+
+// PullEach walks a kind's feed over a transport's Pull, page after page —
+// what a transport that cannot stream offers as its PullPages.
+func ExamplePullEach() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "offsync-example-")
+	defer os.RemoveAll(dir)
+	eng, svc, closeAll := exampleWorld(ctx, dir)
+	defer closeAll()
+	w := core.WriterFor(eng, todos)
+	for _, id := range []string{"t1", "t2", "t3"} {
+		if err := w.Insert(ctx, &Todo{ID: id, Title: "task " + id}); err != nil {
+			panic(err)
+		}
+	}
+	if _, err := eng.Sync(ctx); err != nil {
+		panic(err)
+	}
+
+	err := core.PullEach(ctx, svc, core.PullRequest{Kind: "todo", Limit: 2}, func(p core.Page) error {
+		var ids []string
+		for _, r := range p.Records {
+			ids = append(ids, r.ID)
+		}
+		fmt.Println("page:", ids, "more:", p.NextPageToken != "")
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	// Output:
+	// page: [t1 t2] more: true
+	// page: [t3] more: false
+}

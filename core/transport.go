@@ -141,6 +141,28 @@ type PageStreamer interface {
 	PullPages(ctx context.Context, req PullRequest, yield func(Page) error) error
 }
 
+// PullEach walks the feed req begins page after page with t's Pull, each
+// request sent once the previous page has named its token, and hands each
+// page to yield: PullPages for a transport that cannot stream (a server
+// without streams, an authority in process). It ends as PullPages does.
+func PullEach(ctx context.Context, t Transport, req PullRequest, yield func(Page) error) error {
+	for {
+		page, err := t.Pull(ctx, req)
+		if err != nil {
+			return err
+		}
+		if err := yield(page); err != nil {
+			return err
+		}
+		if page.NextPageToken == "" || len(page.Records) == 0 {
+			return nil
+		}
+		last := page.Records[len(page.Records)-1]
+		req.After = Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		req.PageToken = page.NextPageToken
+	}
+}
+
 // Principal is an authenticated caller of the authority.
 type Principal struct {
 	ID    string

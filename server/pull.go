@@ -36,21 +36,7 @@ func (s *Service) Pull(ctx context.Context, req core.PullRequest) (core.Page, er
 // of ctx. Every server half that streams a walk goes through it; yield is
 // where the half frames the page and waits for its peer (flow control).
 func (s *Service) PullPages(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
-	for {
-		page, err := s.Pull(ctx, req)
-		if err != nil {
-			return err
-		}
-		if err := yield(page); err != nil {
-			return err
-		}
-		if page.NextPageToken == "" || len(page.Records) == 0 {
-			return nil
-		}
-		last := page.Records[len(page.Records)-1]
-		req.After = core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
-		req.PageToken = page.NextPageToken
-	}
+	return core.PullEach(ctx, s, req, yield)
 }
 
 func (s *Service) pull(ctx context.Context, req core.PullRequest) (core.Page, error) {
