@@ -574,3 +574,56 @@ func TestStreamTokenRefresh(t *testing.T) {
 		t.Fatalf("the token source was asked %d times, want a refresh", asked.Load())
 	}
 }
+
+// The socket's reader never waits for a stream's consumer: while yield is
+// stuck on a page, with the window's pages waiting on the client, a push on
+// the same socket is answered and its notice arrives; then the walk ends
+// with every page.
+func TestStreamSlowConsumer(t *testing.T) {
+	o := observe(newAuthority(t, nil))
+	seed(t, o.Service, "", 40, false)
+	s := serve(t, o, server.Limits{})
+	c := newClient(t, s.url, "", nil)
+	notices, err := c.Subscribe(t.Context(), []string{todo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	var pages []core.Page
+	go func() {
+		done <- c.PullPages(t.Context(), core.PullRequest{Kind: todo, Limit: 2}, func(p core.Page) error {
+			if pages = append(pages, p); len(pages) == 1 {
+				close(stuck)
+				<-release
+			}
+			return nil
+		})
+	}()
+	<-stuck
+	// The half has sent the whole window (4 pages) and holds the 5th: the
+	// push's answer comes behind pages the consumer has not taken.
+	o.waitEntered(t, 5)
+	pctx, cancel := context.WithTimeout(t.Context(), 15*time.Second) // a blocked reader fails here, not by hanging
+	defer cancel()
+	res, err := c.Push(pctx, []core.Op{{OpID: "slow-1", Kind: todo, ID: "zz", Type: core.OpUpsert, Payload: json.RawMessage(`{"title":"z"}`)}})
+	if err != nil || res[0].Status != core.StatusApplied {
+		t.Fatalf("push beside a stuck stream: %+v, %v", res, err)
+	}
+	for n := range notices {
+		if n.ID == "zz" {
+			break
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	for _, p := range pages {
+		rows += len(p.Records)
+	}
+	if rows < 40 {
+		t.Fatalf("%d rows streamed, want the 40 seeded (and maybe the push)", rows)
+	}
+}
