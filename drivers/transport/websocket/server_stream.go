@@ -160,7 +160,12 @@ func (so *socket) pullPages(ctx context.Context, id int64, f *clientFrame, st *s
 		return so.sendPage(sctx, st, out, last)
 	})
 	switch {
-	case err == nil || errors.Is(err, errStreamEnded):
+	case err == nil:
+		// The last page ended the stream; an authority that stopped before
+		// it gets the stream ended all the same, retryably (a no-op when
+		// the last page was sent).
+		so.endStream(st, errorFrame(id, fmt.Errorf("%w: the walk ended before its last page", core.ErrUnavailable)))
+	case errors.Is(err, errStreamEnded):
 	case server.Expired(sctx):
 		so.mu.Lock()
 		same := so.token == tok

@@ -627,3 +627,37 @@ func TestStreamSlowConsumer(t *testing.T) {
 		t.Fatalf("%d rows streamed, want the 40 seeded (and maybe the push)", rows)
 	}
 }
+
+// shortWalk is an authority whose walks stop after their first page
+// without an error, against the PageStreamer contract.
+type shortWalk struct{ *server.Service }
+
+func (s shortWalk) PullPages(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
+	p, err := s.Pull(ctx, req)
+	if err != nil {
+		return err
+	}
+	return yield(p)
+}
+
+// A walk the authority ends before its last page ends the stream with a
+// retryable error (503), not with silence.
+func TestStreamAuthorityStopsEarly(t *testing.T) {
+	svc := newAuthority(t, nil)
+	seed(t, svc, "", 6, false)
+	s := serve(t, shortWalk{svc}, server.Limits{})
+	r := dialRaw(t, s.url, "")
+	r.send(`{"t":"pullPages","id":1,"kind":"todo","limit":2,"window":4}`)
+	if _, last := r.readPage(1); last {
+		t.Fatal("the first of 3 pages is the last")
+	}
+	wantError(t, r.read(), 1, 503, "unavailable")
+	r.alive(2)
+
+	c := newClient(t, s.url, "", nil)
+	n := 0
+	err := c.PullPages(t.Context(), core.PullRequest{Kind: todo, Limit: 2}, func(core.Page) error { n++; return nil })
+	if !errors.Is(err, core.ErrUnavailable) || n != 1 {
+		t.Fatalf("PullPages of a walk cut short: %v after %d pages", err, n)
+	}
+}
