@@ -75,7 +75,7 @@ func (c *Client) PullPages(ctx context.Context, req core.PullRequest, yield func
 			return err
 		}
 		if s.hello.MaxWindow <= 0 {
-			return c.pullEach(ctx, req, yield)
+			return core.PullEach(ctx, c, req, yield)
 		}
 		yielded, err := c.stream(ctx, s, req, yield)
 		if errors.Is(err, errRefused) {
@@ -85,25 +85,6 @@ func (c *Client) PullPages(ctx context.Context, req core.PullRequest, yield func
 			return fmt.Errorf("websocket: %s: %w (close 4001)", what, core.ErrUnauthorized)
 		}
 		return err
-	}
-}
-
-// pullEach is PullPages over pull requests, one page after the other.
-func (c *Client) pullEach(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
-	for {
-		page, err := c.Pull(ctx, req)
-		if err != nil {
-			return err
-		}
-		if err := yield(page); err != nil {
-			return err
-		}
-		if page.NextPageToken == "" || len(page.Records) == 0 {
-			return nil
-		}
-		last := page.Records[len(page.Records)-1]
-		req.After = core.Cursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
-		req.PageToken = page.NextPageToken
 	}
 }
 
