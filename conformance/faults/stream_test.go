@@ -22,20 +22,10 @@ type streamPower struct {
 
 func (p streamPower) PullPages(ctx context.Context, req core.PullRequest, yield func(core.Page) error) error {
 	*p.opened++
-	for {
-		page, err := p.a.Pull(ctx, req)
-		if err != nil {
-			return err
-		}
+	return core.PullEach(ctx, p.a, req, func(page core.Page) error {
 		*p.served++
-		if err := yield(page); err != nil {
-			return err
-		}
-		if page.NextPageToken == "" || len(page.Records) == 0 {
-			return nil
-		}
-		req.PageToken = page.NextPageToken
-	}
+		return yield(page)
+	})
 }
 
 // streamer is the test authority with every power, streams included.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	ogrpc "github.com/offsync/offsync/drivers/transport/grpc"
 	"github.com/offsync/offsync/server"
 )
 
@@ -54,9 +55,10 @@ func BenchmarkPush10k(b *testing.B) {
 	b.ReportMetric(float64(iter*n)/b.Elapsed().Seconds(), "ops/s")
 }
 
-// BenchmarkPull100k walks a kind of 100,000 records in pages of 1,000
-// from a SQLite authority behind the server half on loopback.
-func BenchmarkPull100k(b *testing.B) {
+// pullBenchClient returns a client of an authority holding n records of
+// kind "pull" (100,000 unless the sizes are scaled down).
+func pullBenchClient(b *testing.B) (*ogrpc.Client, int) {
+	b.Helper()
 	_, n := benchSizes()
 	svc := newAuthority(b, nil)
 	actx := core.WithPrincipal(context.Background(), core.Principal{})
@@ -68,6 +70,13 @@ func BenchmarkPull100k(b *testing.B) {
 	}
 	r := serve(b, svc, server.TransportConfig{})
 	c := dial(b, r.addr, "", nil)
+	return c, n
+}
+
+// BenchmarkPull100k walks a kind of 100,000 records in pages of 1,000
+// from a SQLite authority behind the server half on loopback.
+func BenchmarkPull100k(b *testing.B) {
+	c, n := pullBenchClient(b)
 	ctx := context.Background()
 	rows := 0
 	b.ResetTimer()
@@ -132,17 +141,7 @@ func BenchmarkNoticeLatency(b *testing.B) {
 // BenchmarkPullPages100k walks the same kind as BenchmarkPull100k, in
 // pages of 1,000, over one PullPages stream per walk.
 func BenchmarkPullPages100k(b *testing.B) {
-	_, n := benchSizes()
-	svc := newAuthority(b, nil)
-	actx := core.WithPrincipal(context.Background(), core.Principal{})
-	ops := benchOps("pull", n)
-	for i := 0; i < n; i += 1000 {
-		if _, err := svc.Push(actx, ops[i:min(i+1000, n)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	r := serve(b, svc, server.TransportConfig{})
-	c := dial(b, r.addr, "", nil)
+	c, n := pullBenchClient(b)
 	ctx := context.Background()
 	rows := 0
 	for b.Loop() {
