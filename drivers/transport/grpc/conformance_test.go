@@ -4,8 +4,10 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/offsync/offsync/conformance/transporttest"
 	"github.com/offsync/offsync/core"
@@ -31,7 +33,14 @@ func (grpcHarness) NewClient(t *testing.T, authority core.Transport, o transport
 				return nil, err
 			}
 			return o.WrapConn(c), nil
-		})}
+		}),
+			// The suite cuts connections on purpose, often during their
+			// handshake: reconnect at once rather than after gRPC's
+			// one-second base delay, so the cases spend their time on
+			// syncing instead of waiting.
+			grpcgo.WithConnectParams(grpcgo.ConnectParams{Backoff: backoff.Config{
+				BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 100 * time.Millisecond}}),
+		}
 	}
 	return dial(t, r.addr, o.Token, &opts)
 }
