@@ -16,22 +16,27 @@ import (
 	"github.com/offsync/offsync/server"
 )
 
-// An authority served over WebSocket at /ws, and a client that pushes a
-// record, subscribes, and pulls it back, all on one socket.
-func Example() {
-	ctx := context.Background()
+// exampleAuthority opens an authority of documents of kind "todo" on a
+// SQLite file in a temporary directory; the function closes and removes it.
+func exampleAuthority(ctx context.Context) (*server.Service, func()) {
 	dir, _ := os.MkdirTemp("", "offsync-ws-example")
-	defer os.RemoveAll(dir)
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "authority.db"), nil)
 	if err != nil {
 		panic(err)
 	}
-	defer st.Close()
 	svc, err := server.New(ctx, st, &server.Options{Tables: []core.Table{core.Documents("todo")}})
 	if err != nil {
 		panic(err)
 	}
-	defer svc.Close()
+	return svc, func() { svc.Close(); st.Close(); os.RemoveAll(dir) }
+}
+
+// An authority served over WebSocket at /ws, and a client that pushes a
+// record, subscribes, and pulls it back, all on one socket.
+func Example() {
+	ctx := context.Background()
+	svc, closeAuthority := exampleAuthority(ctx)
+	defer closeAuthority()
 
 	// The server half, opened by its registered name and mounted at /ws.
 	half, err := server.OpenServer(ctx, "websocket", svc, server.TransportConfig{})
@@ -73,18 +78,8 @@ func Example() {
 // it comes.
 func ExampleClient_PullPages() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "offsync-ws-example")
-	defer os.RemoveAll(dir)
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "authority.db"), nil)
-	if err != nil {
-		panic(err)
-	}
-	defer st.Close()
-	svc, err := server.New(ctx, st, &server.Options{Tables: []core.Table{core.Documents("todo")}})
-	if err != nil {
-		panic(err)
-	}
-	defer svc.Close()
+	svc, closeAuthority := exampleAuthority(ctx)
+	defer closeAuthority()
 	var ops []core.Op
 	for i := range 5 {
 		ops = append(ops, core.Op{OpID: fmt.Sprint("op-", i), Kind: "todo", ID: fmt.Sprint("t", i), Type: core.OpUpsert,
