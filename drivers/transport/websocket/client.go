@@ -393,7 +393,8 @@ func (c *Client) read(s *session) {
 			f.T, f.page, f.buf = tPage, b, buf
 			f.ID = strconv.AppendInt(nil, id, 10)
 		} else {
-			err := json.Unmarshal(b, f) // copies what it keeps
+			var err error
+			f, err = decodeAnswer(b) // copies what it keeps
 			putFrameBuf(buf)
 			if err != nil {
 				c.log.Warn("websocket: ignoring an unreadable frame", "err", err)
@@ -430,6 +431,16 @@ func (c *Client) read(s *session) {
 			f.release()
 		}
 	}
+}
+
+// decodeAnswer reads a frame other than a page; an error means it is
+// unreadable (the client ignores it). What it returns does not share b.
+func decodeAnswer(b []byte) (*inFrame, error) {
+	f := new(inFrame)
+	if err := json.Unmarshal(b, f); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // frameBufs recycles the buffers the client reads frames into: a page is
