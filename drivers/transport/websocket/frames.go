@@ -475,7 +475,8 @@ const maxOpID = 255
 
 // decodeOps checks the ops of a push frame as POST /batch does: every
 // error wraps core.ErrInvalid (400) or core.ErrTooLarge (413, more than
-// maxOps ops), and nothing is written for a bad push.
+// maxOps ops), and nothing is written for a bad push. The ops keep the
+// wireOps' payloads (parseFrame's own copies), not copies of them.
 func decodeOps(in []wireOp, maxOps int) ([]core.Op, error) {
 	if maxOps > 0 && len(in) > maxOps {
 		return nil, fmt.Errorf("%w: %d ops in one push, at most %d", core.ErrTooLarge, len(in), maxOps)
@@ -484,7 +485,7 @@ func decodeOps(in []wireOp, maxOps int) ([]core.Op, error) {
 	seen := make(map[string]struct{}, len(in))
 	for n := range in {
 		w := &in[n]
-		where := fmt.Sprintf("ops[%d]", n)
+		where := opAt(n)
 		if w.OpID == "" || len(w.OpID) > maxOpID || strings.IndexFunc(w.OpID, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
 			return nil, fmt.Errorf("%w: %s.opId: an op id must have 1 to 255 printable ASCII bytes without spaces", core.ErrInvalid, where)
 		}
@@ -501,12 +502,12 @@ func decodeOps(in []wireOp, maxOps int) ([]core.Op, error) {
 		op := core.Op{OpID: w.OpID, Kind: w.Kind, ID: w.ID, Force: w.Force}
 		var err error
 		if w.BaseUpdatedAt != "" {
-			if op.BaseUpdatedAt, err = core.ParseTime(w.BaseUpdatedAt); err != nil {
+			if op.BaseUpdatedAt, err = parseTime(w.BaseUpdatedAt); err != nil {
 				return nil, fmt.Errorf("%s.baseUpdatedAt: %w", where, err)
 			}
 		}
 		if w.EditedAt != "" {
-			if op.EditedAt, err = core.ParseTime(w.EditedAt); err != nil {
+			if op.EditedAt, err = parseTime(w.EditedAt); err != nil {
 				return nil, fmt.Errorf("%s.editedAt: %w", where, err)
 			}
 		}
@@ -517,7 +518,7 @@ func decodeOps(in []wireOp, maxOps int) ([]core.Op, error) {
 			if len(payload) == 0 || payload[0] != '{' {
 				return nil, fmt.Errorf("%w: %s: an upsert needs a payload object", core.ErrInvalid, where)
 			}
-			op.Payload = append(json.RawMessage(nil), payload...)
+			op.Payload = payload
 		case core.OpDelete:
 			op.Type = core.OpDelete
 			if len(payload) > 0 && string(payload) != "null" {
@@ -529,6 +530,22 @@ func decodeOps(in []wireOp, maxOps int) ([]core.Op, error) {
 		ops[n] = op
 	}
 	return ops, nil
+}
+
+// opAt names the nth op of a push in an error.
+type opAt int
+
+func (n opAt) String() string { return "ops[" + strconv.Itoa(int(n)) + "]" }
+
+// parseTime is core.ParseTime, without its allocations for a time in the
+// layout appendStamp writes.
+func parseTime(s string) (time.Time, error) {
+	if len(s) == 27 {
+		if t, ok := parseStamp([]byte(s)); ok {
+			return t, nil
+		}
+	}
+	return core.ParseTime(s)
 }
 
 // The push path's frames are written by hand, member by member in the
@@ -765,16 +782,18 @@ func decodePage(kind string, b []byte, limit int) (core.Page, error) {
 	return page, nil
 }
 
-// parsePushFrame reads a push frame (valid JSON, as parseFrame has checked)
-// with jsontext in one pass, without reflection: ok only for a frame of
-// exactly the members and token kinds a client writes (t, id, ops, each op's
-// members, traceparent; no duplicates, valid UTF-8), which it reads as
-// encoding/json would. Any other frame is left to encoding/json (ok false),
-// so that what parseFrame accepts and refuses does not change.
+// parsePushFrame reads a push frame with jsontext in one strict pass,
+// without reflection: ok only for a frame of valid JSON with exactly the
+// members and token kinds a client writes (t, id, ops, each op's members,
+// traceparent; no duplicates, valid UTF-8), which it reads as encoding/json
+// would. Any other frame (malformed JSON included) is left to parseFrame's
+// other path (ok false), so that what parseFrame accepts and refuses does
+// not change. The ops' payloads share one allocation, not b.
 func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 	if !bytes.HasPrefix(b, []byte(`{"t":"push",`)) {
 		return f, false
 	}
+	var slab []byte // the payloads, copied out of b
 	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
 	str := func() (string, bool) {
 		tok, err := dec.ReadToken()
@@ -815,8 +834,11 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 				return f, false
 			}
 			for dec.PeekKind() != ']' {
-				op, ok := readOp(dec)
-				if !ok {
+				if slab == nil {
+					slab = make([]byte, 0, len(b))
+				}
+				var op wireOp
+				if op, slab, ok = readOp(dec, slab); !ok {
 					return f, false
 				}
 				f.Ops = append(f.Ops, op)
@@ -837,15 +859,17 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 	return f, f.T == tPush && f.ID != nil
 }
 
-// readOp reads one op object of a push frame for parsePushFrame.
-func readOp(dec *jsontext.Decoder) (w wireOp, ok bool) {
+// readOp reads one op object of a push frame for parsePushFrame; its
+// payload is appended to slab (which has room for every payload of the
+// frame: it is the frame's size). It returns slab grown.
+func readOp(dec *jsontext.Decoder, slab []byte) (w wireOp, _ []byte, ok bool) {
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return w, false
+		return w, slab, false
 	}
 	for dec.PeekKind() != '}' {
 		name, err := dec.ReadToken()
 		if err != nil || name.Kind() != '"' {
-			return w, false
+			return w, slab, false
 		}
 		var dst *string
 		switch name.String() {
@@ -864,26 +888,28 @@ func readOp(dec *jsontext.Decoder) (w wireOp, ok bool) {
 		case "payload":
 			v, err := dec.ReadValue()
 			if err != nil {
-				return w, false
+				return w, slab, false
 			}
-			w.Payload = append(json.RawMessage(nil), v...)
+			start := len(slab)
+			slab = append(slab, v...)
+			w.Payload = json.RawMessage(slab[start:len(slab):len(slab)])
 			continue
 		case "force":
 			tok, err := dec.ReadToken()
 			if err != nil || (tok.Kind() != 't' && tok.Kind() != 'f') {
-				return w, false
+				return w, slab, false
 			}
 			w.Force = tok.Bool()
 			continue
 		default:
-			return w, false
+			return w, slab, false
 		}
 		tok, err := dec.ReadToken()
 		if err != nil || tok.Kind() != '"' {
-			return w, false
+			return w, slab, false
 		}
 		*dst = tok.String()
 	}
 	_, err := dec.ReadToken()
-	return w, err == nil
+	return w, slab, err == nil
 }

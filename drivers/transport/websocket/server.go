@@ -460,14 +460,16 @@ func (so *socket) refuse(err error) {
 // and id its number.
 func parseFrame(data []byte) (f clientFrame, id int64, closeCode ws.StatusCode, err error) {
 	data = bytes.TrimSpace(data)
+	// The hot frame is read without reflection, and checked as it is read:
+	// a frame parsePushFrame takes is valid JSON.
+	if pf, ok := parsePushFrame(data); ok && *pf.ID >= 1 {
+		return pf, *pf.ID, 0, nil
+	}
 	if !json.Valid(data) {
 		return f, 0, ws.StatusInvalidFramePayloadData, errors.New("malformed JSON")
 	}
 	if len(data) == 0 || data[0] != '{' {
 		return f, 0, ws.StatusInvalidFramePayloadData, errors.New("a frame must be a JSON object")
-	}
-	if pf, ok := parsePushFrame(data); ok && *pf.ID >= 1 {
-		return pf, *pf.ID, 0, nil // the hot frame, read without reflection
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		var idOnly struct {

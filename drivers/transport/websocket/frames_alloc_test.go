@@ -1,0 +1,57 @@
+package websocket
+
+import (
+	"testing"
+)
+
+// The push path reads its frames in a few allocations per op: these bounds
+// hold the micro-benchmarks' figures (frames_bench_test.go), with room.
+
+// parseFrame and decodeOps: one string per op's member (opId, kind, id,
+// type, editedAt), the payloads in one allocation per frame.
+func TestParsePushFrameAllocs(t *testing.T) {
+	ops := framesBenchPush()
+	w := make([]wireOp, len(ops))
+	for i := range ops {
+		w[i] = encodeOp(&ops[i])
+	}
+	frame := appendPushFrame(nil, 7, w, "")
+	data := make([]byte, len(frame))
+	allocs := testing.AllocsPerRun(20, func() {
+		copy(data, frame)
+		f, _, _, err := parseFrame(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeOps(f.Ops, 1000); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if per := allocs / float64(len(ops)); per > 5.5 {
+		t.Errorf("%.2f allocations per op, want at most 5.5", per)
+	}
+}
+
+// The ops parseFrame reads own their payloads: the socket's message can go.
+func TestParsePushFrameCopiesPayloads(t *testing.T) {
+	ops := framesBenchPush()[:3]
+	w := make([]wireOp, len(ops))
+	for i := range ops {
+		w[i] = encodeOp(&ops[i])
+	}
+	data := appendPushFrame(nil, 7, w, "")
+	f, _, _, err := parseFrame(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeOps(f.Ops, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(data)
+	for i := range got {
+		if string(got[i].Payload) != string(ops[i].Payload) {
+			t.Fatalf("op %d payload %q, want %q", i, got[i].Payload, ops[i].Payload)
+		}
+	}
+}
