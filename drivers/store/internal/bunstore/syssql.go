@@ -16,7 +16,8 @@ type sysSQL struct {
 
 	anyPending string         // one id of a kind's ops, if any
 	deleteOps  map[int]string // DELETE outbox ops by op id
-	setState   map[int]string // UPDATE outbox state by op id, RETURNING op_id
+	setState   map[int]string // UPDATE outbox state by op id
+	opsIn      map[int]string // outbox op ids among op ids
 	pending    map[int]string // outbox ids of a kind among ids
 	idemIn     map[int]string // idempotency records of a principal by op id
 	putIdem    map[int]string // multi-row upsert of idempotency records
@@ -33,14 +34,8 @@ const (
 
 func newSysSQL(postgres bool) *sysSQL {
 	q := &sysSQL{postgres: postgres, deleteOps: map[int]string{}, setState: map[int]string{},
-		pending: map[int]string{}, idemIn: map[int]string{}, putIdem: map[int]string{}}
+		opsIn: map[int]string{}, pending: map[int]string{}, idemIn: map[int]string{}, putIdem: map[int]string{}}
 	q.anyPending = q.numbered("SELECT id FROM offsync_outbox WHERE kind = ? LIMIT 1")
-	q.enqueue = qEnqueue // SQLite reports seq as the insert's rowid
-	if postgres {
-		q.enqueue = q.numbered(qEnqueueReturning)
-	}
-	q.getOp, q.opsOfRecord = q.numbered(qGetOp), q.numbered(qOpsOfRecord)
-	q.updateOp, q.deleteOp = q.numbered(qUpdateOp), q.numbered(qDeleteOp)
 	q.enqueue = qEnqueue // SQLite reports seq as the insert's rowid
 	if postgres {
 		q.enqueue = q.numbered(qEnqueueReturning)
@@ -50,7 +45,8 @@ func newSysSQL(postgres bool) *sysSQL {
 	for _, n := range rowBatches {
 		in := "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 		q.deleteOps[n] = q.numbered("DELETE FROM offsync_outbox WHERE op_id IN " + in)
-		q.setState[n] = q.numbered("UPDATE offsync_outbox SET state = ? WHERE op_id IN " + in + " RETURNING op_id")
+		q.setState[n] = q.numbered("UPDATE offsync_outbox SET state = ? WHERE op_id IN " + in)
+		q.opsIn[n] = q.numbered("SELECT op_id FROM offsync_outbox WHERE op_id IN " + in)
 		q.pending[n] = q.numbered("SELECT DISTINCT id FROM offsync_outbox WHERE kind = ? AND id IN " + in)
 		q.idemIn[n] = q.numbered("SELECT " + idemSelect + " FROM offsync_idempotency WHERE principal = ? AND op_id IN " + in)
 		row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -84,7 +80,7 @@ func (q *sysSQL) numbered(query string) string {
 
 func (q *sysSQL) all() []string {
 	out := []string{q.anyPending, q.enqueue, q.getOp, q.opsOfRecord, q.updateOp, q.deleteOp}
-	for _, m := range []map[int]string{q.deleteOps, q.setState, q.pending, q.idemIn, q.putIdem} {
+	for _, m := range []map[int]string{q.deleteOps, q.setState, q.opsIn, q.pending, q.idemIn, q.putIdem} {
 		for _, s := range m {
 			out = append(out, s)
 		}
