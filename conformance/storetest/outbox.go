@@ -61,6 +61,12 @@ func TestOutboxOrder(t *testing.T, h Harness) {
 	wantIDs(t, "Ops of a kind after op1", opIDs(ops(t, s, core.OpFilter{Kinds: []string{NoteKind}, AfterSeq: a.Seq})), "op3")
 	wantIDs(t, "Ops of a record after op1", opIDs(ops(t, s, core.OpFilter{Kind: NoteKind, ID: "n1", AfterSeq: a.Seq})), "op3")
 	wantIDs(t, "Ops after the last", opIDs(ops(t, s, core.OpFilter{AfterSeq: d.Seq})))
+	// Every kind at once, paged, as a push reads its heads.
+	all := []string{ItemKind, NoteKind}
+	wantIDs(t, "Ops of every kind", opIDs(ops(t, s, core.OpFilter{Kinds: all})), "op1", "op2", "op3", "op4")
+	wantIDs(t, "Ops of every kind after op1, limit", opIDs(ops(t, s, core.OpFilter{Kinds: all, AfterSeq: a.Seq, Limit: 2})), "op2", "op3")
+	wantIDs(t, "Ops of every kind and more after op3", opIDs(ops(t, s, core.OpFilter{Kinds: append(all, "st_unknown"), AfterSeq: c.Seq, Limit: 2})), "op4")
+	wantIDs(t, "Ops of every kind by state", opIDs(ops(t, s, core.OpFilter{Kinds: all, States: []core.OpState{core.StateDeferred}})), "op3")
 	wantIDs(t, "Ops combined", opIDs(ops(t, s, core.OpFilter{Kinds: []string{NoteKind}, States: []core.OpState{core.StateDeferred}})), "op3")
 	// A duplicate op id is refused, and the outbox is unchanged.
 	err := s.Update(t.Context(), func(ctx context.Context, tx core.Tx) error { return tx.Enqueue(ctx, upsertOp("op1", ItemKind, "z")) })

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,6 +152,12 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if f.Kind != "" && len(f.Kinds) == 0 && len(f.States) == 0 && f.Limit == 0 && f.AfterSeq == 0 {
 		return t.queryOps(ctx, "ops", t.s.sys.opsOfRecord, f.Kind, f.ID)
 	}
+	q, args := t.s.opsQuery(f)
+	return t.queryOps(ctx, "ops", q, args...)
+}
+
+// opsQuery is the query of Ops for f and its arguments.
+func (s *Store) opsQuery(f core.OpFilter) (string, []any) {
 	var where []string
 	var args []any
 	in := func(col string, vals []string) {
@@ -160,7 +167,7 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 		}
 	}
 	if len(f.Kinds) > 0 {
-		in("kind", f.Kinds)
+		in(s.kindColumn(f.Kinds), f.Kinds)
 	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
@@ -185,7 +192,32 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	return t.queryOps(ctx, "ops", t.s.sys.numbered(q), args...)
+	return s.sys.numbered(q), args
+}
+
+// kindColumn is how Ops names the kind column in a filter on kinds. The
+// outbox's only index on kind is (kind, id): SQLite, without statistics,
+// reads "kind IN (...) ORDER BY seq" through it, then sorts every op of
+// those kinds (whole rows) in a temporary B-tree to return the first page,
+// however short the page, for every page of a push's heads. When the kinds
+// are all the registered ones (a push of every kind, the engine's default)
+// the ops in seq order are nearly all wanted: there SQLite is told not to
+// use the index (the unary "+" keeps the term out of index choice), so it
+// walks the table in seq order from AfterSeq and stops at the page's
+// limit. A push of a few kinds keeps the index, which skips the others'
+// ops. Postgres plans from statistics and gets the column as it is.
+func (s *Store) kindColumn(kinds []string) string {
+	if s.sys.postgres {
+		return "kind"
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k := range s.kinds {
+		if !slices.Contains(kinds, k) {
+			return "kind"
+		}
+	}
+	return "+kind"
 }
 
 // queryOps runs a query selecting opColumns.
