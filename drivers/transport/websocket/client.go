@@ -436,6 +436,9 @@ func (c *Client) read(s *session) {
 // decodeAnswer reads a frame other than a page; an error means it is
 // unreadable (the client ignores it). What it returns does not share b.
 func decodeAnswer(b []byte) (*inFrame, error) {
+	if f, ok := decodeResults(b); ok {
+		return f, nil // a push's answer, read without reflection
+	}
 	f := new(inFrame)
 	if err := json.Unmarshal(b, f); err != nil {
 		return nil, err
@@ -860,7 +863,7 @@ func (c *Client) pushBatch(ctx context.Context, ops []core.Op, idx []int, batch 
 			}
 			return nil, 0
 		}
-		if res, retry := verdict(&ops[idx[0]], &wireResult{OpID: ops[idx[0]].OpID, Status: a.Status, Error: a.Error, Message: a.Message}); retry != nil {
+		if res, retry := verdict(&ops[idx[0]], &wireResult{OpID: ops[idx[0]].OpID, Status: a.Status, Error: a.Error, Message: a.Message}, new([]byte)); retry != nil {
 			return retry, time.Duration(a.RetryAfter * float64(time.Second))
 		} else if len(idx) == 1 {
 			results[idx[0]] = res
@@ -873,6 +876,12 @@ func (c *Client) pushBatch(ctx context.Context, ops []core.Op, idx []int, batch 
 	default:
 		return unexpected("push", a), 0
 	}
+	// The answered records' data, in one allocation.
+	size := 0
+	for n := range a.Results {
+		size += len(a.Results[n].Record) + len(a.Results[n].Current)
+	}
+	slab := make([]byte, 0, size)
 	for n, i := range idx {
 		op := &ops[i]
 		if n >= len(a.Results) || a.Results[n].OpID != op.OpID {
@@ -882,7 +891,7 @@ func (c *Client) pushBatch(ctx context.Context, ops []core.Op, idx []int, batch 
 			blocked[[2]string{op.Kind, op.ID}] = true
 			continue
 		}
-		res, retry := verdict(op, &a.Results[n])
+		res, retry := verdict(op, &a.Results[n], &slab)
 		if retry != nil {
 			res = core.PushResult{OpID: op.OpID, Status: core.StatusRetry, Reason: retry.Error(),
 				RetryAfter: time.Duration(a.Results[n].RetryAfter * float64(time.Second))}
@@ -897,30 +906,31 @@ func (c *Client) pushBatch(ctx context.Context, ops []core.Op, idx []int, batch 
 
 // verdict maps one op's answer to its PushResult with the wire table; an
 // answer that is about the call rather than the op (401, 403, 429, 5xx) is
-// returned as an error: the op is to be retried.
-func verdict(op *core.Op, r *wireResult) (core.PushResult, error) {
+// returned as an error: the op is to be retried. The record's data is
+// appended to *slab (the records of one results frame share it).
+func verdict(op *core.Op, r *wireResult, slab *[]byte) (core.PushResult, error) {
 	res := core.PushResult{OpID: op.OpID}
-	what := fmt.Sprintf("websocket: push %s %s/%s", op.Type, op.Kind, op.ID)
+	what := func() string { return fmt.Sprintf("websocket: push %s %s/%s", op.Type, op.Kind, op.ID) }
 	status, permanent, ok := wire.ResultOf(r.Status, r.Error)
 	if !ok {
-		return res, wire.Errorf(what, r.Status, r.Error, r.Message)
+		return res, wire.Errorf(what(), r.Status, r.Error, r.Message)
 	}
 	res.Status, res.Permanent = status, permanent
 	switch status {
 	case core.StatusApplied:
 		if len(r.Record) == 0 || string(r.Record) == "null" {
-			return res, fmt.Errorf("%s: %w: applied without the stored record", what, core.ErrUnavailable)
+			return res, fmt.Errorf("%s: %w: applied without the stored record", what(), core.ErrUnavailable)
 		}
-		rec, err := decodeRecord(op.Kind, r.Record)
+		rec, err := decodeRecordIn(op.Kind, r.Record, slab)
 		if err != nil {
-			return res, fmt.Errorf("%s: %w: unreadable answer: %v", what, core.ErrUnavailable, err)
+			return res, fmt.Errorf("%s: %w: unreadable answer: %v", what(), core.ErrUnavailable, err)
 		}
 		res.Record = &rec
 	case core.StatusConflict:
 		if len(r.Current) > 0 && string(r.Current) != "null" {
-			rec, err := decodeRecord(op.Kind, r.Current)
+			rec, err := decodeRecordIn(op.Kind, r.Current, slab)
 			if err != nil {
-				return res, fmt.Errorf("%s: %w: unreadable conflict: %v", what, core.ErrUnavailable, err)
+				return res, fmt.Errorf("%s: %w: unreadable conflict: %v", what(), core.ErrUnavailable, err)
 			}
 			res.Record = &rec
 		}

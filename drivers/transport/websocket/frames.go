@@ -277,6 +277,17 @@ func decodeRecord(kind string, b []byte) (core.Record, error) {
 	return decodeRecordMap(kind, b)
 }
 
+// decodeRecordIn is decodeRecord with the record's Data appended to *slab
+// when it is in appendHead's layout.
+func decodeRecordIn(kind string, b []byte, slab *[]byte) (core.Record, error) {
+	r, grown, ok := readHead(kind, b, *slab)
+	*slab = grown
+	if ok {
+		return r, nil
+	}
+	return decodeRecordMap(kind, b)
+}
+
 // decodeHead reads a record in appendHead's layout; ok is false for any
 // other (then nothing is decided).
 func decodeHead(kind string, b []byte) (r core.Record, ok bool) {
@@ -912,4 +923,149 @@ func readOp(dec *jsontext.Decoder, slab []byte) (w wireOp, _ []byte, ok bool) {
 	}
 	_, err := dec.ReadToken()
 	return w, slab, err == nil
+}
+
+// decodeResults reads a results frame with jsontext in one strict pass,
+// without reflection: ok only for a frame of exactly the layout
+// appendResults writes (t first, then id and results; each result's members
+// among those of wireResult, with their exact names and token kinds; no
+// duplicates, valid UTF-8), which it reads as encoding/json reads it into an
+// inFrame. Any other frame is left to encoding/json (ok false), so that
+// what the client takes and ignores does not change. The records share one
+// allocation, not b.
+func decodeResults(b []byte) (f *inFrame, ok bool) {
+	if !bytes.HasPrefix(b, []byte(`{"t":"results",`)) {
+		return nil, false
+	}
+	f = &inFrame{}
+	var slab []byte // the records, copied out of b
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, false
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil || name.Kind() != '"' {
+			return nil, false
+		}
+		switch name.String() {
+		case "t":
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '"' {
+				return nil, false
+			}
+			f.T = tok.String()
+		case "id":
+			v, err := dec.ReadValue() // as a json.RawMessage takes it
+			if err != nil {
+				return nil, false
+			}
+			f.ID = append(json.RawMessage(nil), v...)
+		case "results":
+			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+				return nil, false
+			}
+			f.Results = make([]wireResult, 0, 16)
+			for dec.PeekKind() != ']' {
+				if slab == nil {
+					slab = make([]byte, 0, len(b))
+				}
+				var r wireResult
+				if r, slab, ok = readResult(dec, slab); !ok {
+					return nil, false
+				}
+				f.Results = append(f.Results, r)
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	return f, f.T == tResults && f.ID != nil && f.Results != nil
+}
+
+// readResult reads one result object of a results frame for
+// decodeResults; its record (or current) is appended to slab, which has
+// room for every record of the frame. It returns slab grown.
+func readResult(dec *jsontext.Decoder, slab []byte) (r wireResult, _ []byte, ok bool) {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return r, slab, false
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil || name.Kind() != '"' {
+			return r, slab, false
+		}
+		var dst *string
+		var raw *json.RawMessage
+		switch name.String() {
+		case "opId":
+			dst = &r.OpID
+		case "error":
+			dst = &r.Error
+		case "message":
+			dst = &r.Message
+		case "record":
+			raw = &r.Record
+		case "current":
+			raw = &r.Current
+		case "status":
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '0' {
+				return r, slab, false
+			}
+			n, err := strconv.ParseInt(string(v), 10, 0)
+			if err != nil {
+				return r, slab, false
+			}
+			r.Status = int(n)
+			continue
+		case "retryAfter":
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '0' {
+				return r, slab, false
+			}
+			s, err := strconv.ParseFloat(string(v), 64)
+			if err != nil {
+				return r, slab, false
+			}
+			r.RetryAfter = s
+			continue
+		case "permanent":
+			tok, err := dec.ReadToken()
+			if err != nil || (tok.Kind() != 't' && tok.Kind() != 'f') {
+				return r, slab, false
+			}
+			p := tok.Bool()
+			r.Permanent = &p
+			continue
+		default:
+			return r, slab, false
+		}
+		if raw != nil {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return r, slab, false
+			}
+			start := len(slab)
+			slab = append(slab, v...)
+			*raw = slab[start:len(slab):len(slab)]
+			continue
+		}
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
+			return r, slab, false
+		}
+		*dst = tok.String()
+	}
+	_, err := dec.ReadToken()
+	return r, slab, err == nil
 }

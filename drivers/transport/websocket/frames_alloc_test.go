@@ -2,6 +2,9 @@ package websocket
 
 import (
 	"testing"
+	"time"
+
+	"github.com/offsync/offsync/core"
 )
 
 // The push path reads its frames in a few allocations per op: these bounds
@@ -53,5 +56,37 @@ func TestParsePushFrameCopiesPayloads(t *testing.T) {
 		if string(got[i].Payload) != string(ops[i].Payload) {
 			t.Fatalf("op %d payload %q, want %q", i, got[i].Payload, ops[i].Payload)
 		}
+	}
+}
+
+// The client reads a results frame and settles its answers in three
+// allocations per op (the op id, the record's id, the record), the records'
+// bytes in two per frame.
+func TestResultsFrameAllocs(t *testing.T) {
+	ops := framesBenchPush()
+	stamp := time.Date(2026, 11, 24, 19, 41, 56, 1000, time.UTC)
+	res := make([]core.PushResult, len(ops))
+	for i := range ops {
+		res[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusApplied, Record: &core.Record{Kind: "item",
+			ID: ops[i].ID, UpdatedAt: stamp, EditedAt: ops[i].EditedAt, Data: ops[i].Payload}}
+	}
+	frame, err := appendResults(nil, 7, ops, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		a, err := decodeAnswer(frame)
+		if err != nil || len(a.Results) != len(ops) {
+			t.Fatal(err)
+		}
+		slab := make([]byte, 0, len(frame))
+		for n := range ops {
+			if pr, err := verdict(&ops[n], &a.Results[n], &slab); err != nil || pr.Record == nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if per := allocs / float64(len(ops)); per > 3.5 {
+		t.Errorf("%.2f allocations per op, want at most 3.5", per)
 	}
 }

@@ -76,8 +76,13 @@ func BenchmarkResultsFrame(b *testing.B) {
 		if err != nil || string(a.ID) != "7" || a.T != tResults || len(a.Results) != len(ops) {
 			b.Fatal("unread")
 		}
+		size := 0 // as pushBatch sizes it
+		for n := range a.Results {
+			size += len(a.Results[n].Record) + len(a.Results[n].Current)
+		}
+		slab := make([]byte, 0, size)
 		for n := range ops {
-			pr, err := verdict(&ops[n], &a.Results[n])
+			pr, err := verdict(&ops[n], &a.Results[n], &slab)
 			if err != nil || pr.Status != core.StatusApplied || pr.Record == nil {
 				b.Fatal(err)
 			}

@@ -141,3 +141,37 @@ func sameJSON(a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// FuzzDecodeAnswer: the client reads any frame as encoding/json reads it
+// into an inFrame, and refuses what encoding/json refuses (decodeResults
+// takes only the frames it reads the same).
+func FuzzDecodeAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"t":"results","id":7,"results":[{"opId":"a","status":200,"record":{"id":"a","updated_at":"2026-11-24T19:41:55.123456Z","deleted_at":null,"n":1}}]}`,
+		`{"t":"results","id":8,"results":[{"opId":"b","status":409,"current":{"id":"b","updated_at":"2026-11-24T19:41:55.123456Z","deleted_at":null},"error":"conflict"},{"opId":"c","status":422,"error":"rejected","message":"no","permanent":false},{"opId":"d","status":503,"error":"unavailable","message":"later","retryAfter":1.5}]}`,
+		`{"t":"results","id":9,"results":[]}`,
+		`{"t":"results","id":9,"results":[{"opId":"a","status":1e400}]}`,
+		`{"t":"results","id":9,"results":[{"opId":"a","status":200,"record":[1]}]}`,
+		`{"t":"results","id":9,"results":[{"OpId":"a","x":null}]}`,
+		`{"t":"results","id":9,"results":[{"opId":"a","opId":"b"}]}`,
+		`{"t":"results","id":1.5,"results":null}`,
+		`{"t":"error","id":3,"status":429,"error":"rate_limited","message":"slow down","retryAfter":0.5}`,
+		`{"t":"notice","sub":2,"kind":"todo","updated_at":"2026-11-24T19:41:55.123456Z","id":"a"}`,
+		`{"t":"hello","protocol":1,"maxBatch":1000,"heartbeat":25000}`,
+		`{"t":"results","id":9,"results":[{"opId":"\ud800"}]}`,
+		"{\"t\":\"results\",\"id\":9,\"results\":[{\"opId\":\"\xff\"}]}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := decodeAnswer(data)
+		want := new(inFrame)
+		werr := json.Unmarshal(data, want)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("decodeAnswer error %v, encoding/json's %v", err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v\nwant %+v", got, want)
+		}
+	})
+}
