@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -176,8 +177,8 @@ func TestDecodeAnswerOddResultsFrames(t *testing.T) {
 }
 
 // fakeAuthority serves a socket that answers every push frame with the
-// frame answer writes for its id: the client's side of odd frames.
-func fakeAuthority(t *testing.T, answer func(id int64) string) string {
+// frame answer writes for it: the client's side of odd frames.
+func fakeAuthority(t *testing.T, answer func(f *clientFrame) string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := ws.Accept(w, r, &ws.AcceptOptions{Subprotocols: []string{Subprotocol}})
@@ -198,7 +199,7 @@ func fakeAuthority(t *testing.T, answer func(id int64) string) string {
 			if json.Unmarshal(b, &f) != nil || f.T != tPush || f.ID == nil {
 				continue
 			}
-			if c.Write(ctx, ws.MessageText, []byte(answer(*f.ID))) != nil {
+			if c.Write(ctx, ws.MessageText, []byte(answer(&f))) != nil {
 				return
 			}
 		}
@@ -232,8 +233,8 @@ func TestClientOddResultsFrames(t *testing.T) {
 		{"status a string", `{"opId":"o1","status":"200","record":` + rec + `}`, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := fakeAuthority(t, func(id int64) string {
-				return `{"t":"results","id":` + strconv.FormatInt(id, 10) + `,"results":[` + tc.result + `]}`
+			url := fakeAuthority(t, func(f *clientFrame) string {
+				return `{"t":"results","id":` + strconv.FormatInt(*f.ID, 10) + `,"results":[` + tc.result + `]}`
 			})
 			c := NewClient(url, nil)
 			defer c.Close()
@@ -256,5 +257,65 @@ func TestClientOddResultsFrames(t *testing.T) {
 				t.Fatalf("reason %q", res[0].Reason)
 			}
 		})
+	}
+}
+
+// A payload that is not a JSON object is its op's own permanent rejection,
+// decided by the client: it never reaches the socket, and the other ops
+// go through. What json.Valid takes (duplicate names, invalid UTF-8) is
+// sent.
+func TestClientRefusesMalformedPayloads(t *testing.T) {
+	var mu sync.Mutex
+	var sent []wireOp
+	url := fakeAuthority(t, func(f *clientFrame) string {
+		mu.Lock()
+		sent = append(sent, f.Ops...)
+		mu.Unlock()
+		ops := make([]core.Op, len(f.Ops))
+		res := make([]core.PushResult, len(f.Ops))
+		for i, w := range f.Ops {
+			ops[i] = core.Op{OpID: w.OpID}
+			res[i] = core.PushResult{OpID: w.OpID, Status: core.StatusApplied, Record: &core.Record{Kind: w.Kind, ID: w.ID,
+				UpdatedAt: time.Date(2026, 11, 24, 19, 41, 55, 0, time.UTC), Data: json.RawMessage(`{}`)}}
+		}
+		b, err := appendResults(nil, *f.ID, ops, res)
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	})
+	c := NewClient(url, nil)
+	defer c.Close()
+	payloads := []string{`{"a":1}`, `{"a":`, `{"a":1}x`, `{"a":1,"a":2}`, "{\"a\":\"\xff\"}", `{"a":"\x"}`, `[1]`, ` {"b":2} `}
+	good := []bool{true, false, false, true, true, false, false, true}
+	var ops []core.Op
+	for i, p := range payloads {
+		ops = append(ops, core.Op{OpID: "o" + strconv.Itoa(i), Kind: "todo", ID: "r" + strconv.Itoa(i), Type: core.OpUpsert, Payload: json.RawMessage(p)})
+	}
+	res, err := c.Push(t.Context(), ops)
+	if err != nil || len(res) != len(ops) {
+		t.Fatalf("Push = %+v, %v", res, err)
+	}
+	n := 0
+	for i, r := range res {
+		switch {
+		case good[i] && r.Status != core.StatusApplied:
+			t.Errorf("op %d (%s): %+v, want applied", i, payloads[i], r)
+		case !good[i] && (r.Status != core.StatusRejected || !r.Permanent || r.Reason != "payload is not a JSON object"):
+			t.Errorf("op %d (%s): %+v, want its own permanent rejection", i, payloads[i], r)
+		}
+		if good[i] {
+			n++
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != n {
+		t.Fatalf("the socket carried %d ops, want %d", len(sent), n)
+	}
+	for _, w := range sent {
+		if !json.Valid(w.Payload) {
+			t.Errorf("op %s reached the socket with payload %s", w.OpID, w.Payload)
+		}
 	}
 }
