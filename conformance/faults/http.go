@@ -80,7 +80,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if n <= 0 {
 			n = 512
 		}
-		resp.Body = &cutBody{rc: resp.Body, left: d.keep(CutBody, n), inj: inj}
+		cut := &cutBody{rc: resp.Body, left: d.keep(CutBody, n), inj: inj}
+		resp.Body = cut
+		if rwc, ok := cut.rc.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			// The connection a protocol switch hands over (a WebSocket's)
+			// stays one for its client: writes go through, reads are cut.
+			resp.Body = &cutConn{cutBody: cut, w: rwc}
+		}
 	}
 	return resp, err
 }
@@ -119,9 +125,12 @@ func closeBody(req *http.Request) {
 }
 
 // discard reads an answer to its end, so that the server has finished
-// writing it, and closes it. An event stream never ends: it is only closed.
+// writing it, and closes it. An event stream never ends, nor does the
+// connection a protocol switch (a WebSocket's 101) hands over: they are
+// only closed.
 func discard(resp *http.Response) {
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "text/event-stream" && resp.StatusCode != http.StatusSwitchingProtocols {
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}
 	resp.Body.Close()
@@ -155,3 +164,26 @@ func (b *cutBody) Read(p []byte) (int, error) {
 }
 
 func (b *cutBody) Close() error { return b.rc.Close() }
+
+// cutConn is a cutBody over the connection of a 101 answer: a client that
+// needs it writable (a WebSocket dialer does) still gets a connection, and
+// after Keep bytes it is cut: reads fail with io.ErrUnexpectedEOF and the
+// connection is closed, as one cut mid-stream is. A connection has no end
+// of its own to tell apart from a cut, so it is not probed for one.
+type cutConn struct {
+	*cutBody
+	w io.Writer
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.once.Do(func() {
+			c.inj.count(CutBody)
+			c.rc.Close()
+		})
+		return 0, io.ErrUnexpectedEOF
+	}
+	return c.cutBody.Read(p)
+}
+
+func (c *cutConn) Write(p []byte) (int, error) { return c.w.Write(p) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/offsync/offsync/conformance/faults"
 	"github.com/offsync/offsync/core"
@@ -198,5 +199,85 @@ func TestHTTPCheckpoints(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{faults.AfterRequestSent, faults.AfterAuthorityCommit}; !slices.Equal(points, want) {
 		t.Fatalf("points %v, want %v (a GET hits none)", points, want)
+	}
+}
+
+// upgradeServer answers every request with 101 and hands the connection
+// over, as a WebSocket server does: it writes greeting, then holds the
+// connection open, echoing what it reads, until the test ends.
+func upgradeServer(t *testing.T, greeting string) *httptest.Server {
+	done := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"+greeting)
+		_ = rw.Flush()
+		go func() { _, _ = io.Copy(conn, rw) }()
+		<-done
+	}))
+	t.Cleanup(func() { close(done); s.Close() })
+	return s
+}
+
+func upgrade(t *testing.T, c *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "test")
+	return c.Do(req)
+}
+
+// A dropped 101 answer is closed, not read to its end: the connection it
+// hands over ends only when its server closes it, which this one does at
+// the end of the test, after the drop must have returned.
+func TestHTTPDropAnswerOfAnUpgrade(t *testing.T) {
+	s := upgradeServer(t, "hello")
+	inj := newInjector(t, faults.Options{Rules: []faults.Rule{{Fault: faults.DropAnswer, Method: faults.HTTP, Nth: 1}}})
+	c := &http.Client{Transport: faults.WrapHTTP(s.Client().Transport, inj)}
+	returned := make(chan error, 1)
+	go func() {
+		_, err := upgrade(t, c, s.URL)
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, core.ErrUnavailable) {
+			t.Fatalf("dropped answer: %v", err)
+		}
+	case <-time.After(10 * time.Second): // a deadlock guard, not a speed bound
+		t.Fatal("the drop waited for the upgraded connection to end")
+	}
+}
+
+// A cut 101 answer is still a connection its client can write to; what it
+// reads is cut after Keep bytes.
+func TestHTTPCutBodyOfAnUpgrade(t *testing.T) {
+	s := upgradeServer(t, "0123456789")
+	inj := newInjector(t, faults.Options{Rules: []faults.Rule{{Fault: faults.CutBody, Keep: 14, Times: 1}}})
+	c := &http.Client{Transport: faults.WrapHTTP(s.Client().Transport, inj)}
+	resp, err := upgrade(t, c, s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("the cut answer's body %T is not a connection", resp.Body)
+	}
+	if _, err := io.WriteString(rw, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(io.LimitReader(rw, 64))
+	if !errors.Is(err, io.ErrUnexpectedEOF) || string(got) != "0123456789echo" {
+		t.Fatalf("read %q, %v; want the greeting and the echo, then io.ErrUnexpectedEOF", got, err)
+	}
+	if st := inj.Stats(); st.Injected[faults.CutBody] != 1 {
+		t.Fatalf("stats %v", st)
 	}
 }
