@@ -247,7 +247,7 @@ func (h *headReader) read(ctx context.Context) error {
 // returns those to send: ops coalesced since they were read, or failed by
 // their upgrade, are left out.
 func (e *Engine) markInFlight(ctx context.Context, batch []Op, st *Stats) ([]Op, error) {
-	var send []Op
+	send := make([]Op, 0, len(batch))
 	var evs []Event
 	err := e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		send, evs = send[:0], evs[:0]
@@ -372,7 +372,7 @@ func (e *Engine) answer(ctx context.Context, t *transmission, resolution bool, s
 	results = matchResults(ops, results)
 
 	var conflicts []pendingConflict
-	var evs []Event
+	evs := make([]Event, 0, len(ops))
 	batchEv := BatchPushed{At: e.at(), Ops: len(ops), Resolution: resolution}
 	pushedBefore := st.Pushed
 	err = e.store.Update(ctx, func(ctx context.Context, tx Tx) error {
@@ -540,6 +540,7 @@ func (e *Engine) newSettler(tx Tx, ops []Op) *settler {
 	s := &settler{e: e, tx: tx}
 	if bt, ok := tx.(BatchTx); ok && !sameRecordTwice(ops) {
 		s.bt = bt
+		s.ops, s.recs = make([]Op, 0, len(ops)), make([]*Record, 0, len(ops))
 	}
 	return s
 }
@@ -600,7 +601,7 @@ func (s *settler) flush(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var done []Record // rows with no op left, becoming the answer
+		done := make([]Record, 0, len(idx)) // rows with no op left, becoming the answer
 		for _, i := range idx {
 			op, rec := s.ops[i], s.recs[i]
 			switch {
