@@ -568,36 +568,50 @@ func (s *Service) purgeFailed() {
 }
 
 // requestHash identifies an op's request: kind, id, type, the payload in
-// canonical JSON (upserts), the base and force.
+// canonical JSON (upserts), the base and force, each field preceded by its
+// length as a uvarint, hashed with SHA-256. The fields are laid out in one
+// buffer, on the stack for the usual payload, and hashed at once, so that
+// a flat payload's hash allocates only its text.
 func requestHash(op core.Op) (string, error) {
-	h := sha256.New()
-	field := func(b []byte) {
-		h.Write(binary.AppendUvarint(nil, uint64(len(b))))
-		h.Write(b)
-	}
-	field([]byte(op.Kind))
-	field([]byte(op.ID))
-	field([]byte(op.Type))
+	var bufs [2][512]byte
+	b := bufs[0][:0]
+	b = appendField(b, op.Kind)
+	b = appendField(b, op.ID)
+	b = appendField(b, string(op.Type))
 	if op.Type == core.OpUpsert {
-		c, err := canonicalJSON(op.Payload)
-		if err != nil {
-			return "", err
+		c, ok := appendCanonicalFlat(bufs[1][:0], op.Payload)
+		if !ok {
+			var err error
+			if c, err = canonicalSlow(op.Payload); err != nil {
+				return "", err
+			}
 		}
-		field(c)
+		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = append(b, c...)
 	} else {
-		field(nil)
+		b = appendField(b, "")
 	}
 	if op.BaseUpdatedAt.IsZero() {
-		field(nil)
+		b = appendField(b, "")
 	} else {
-		field(binary.BigEndian.AppendUint64(nil, uint64(op.BaseUpdatedAt.UnixMicro())))
+		b = binary.AppendUvarint(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(op.BaseUpdatedAt.UnixMicro()))
 	}
+	force := byte(0)
 	if op.Force {
-		field([]byte{1})
-	} else {
-		field([]byte{0})
+		force = 1
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	b = append(b, 1, force)
+	sum := sha256.Sum256(b)
+	var text [2 * sha256.Size]byte
+	hex.Encode(text[:], sum[:])
+	return string(text[:]), nil
+}
+
+// appendField appends f preceded by its length as a uvarint.
+func appendField(b []byte, f string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
 }
 
 // canonicalJSON re-encodes a JSON value with sorted keys and no spacing,
@@ -631,8 +645,14 @@ func canonicalSlow(raw json.RawMessage) ([]byte, error) {
 // sorting the members is all there is to do. ok is false for any other
 // input (including invalid JSON), which canonicalSlow then handles.
 func canonicalFlat(raw []byte) (out []byte, ok bool) {
+	return appendCanonicalFlat(nil, raw)
+}
+
+// appendCanonicalFlat is canonicalFlat appending to dst.
+func appendCanonicalFlat(dst, raw []byte) (out []byte, ok bool) {
 	type member struct{ key, val []byte } // key without its quotes
-	var members []member
+	var few [16]member
+	members := few[:0]
 	s := jsonscan.Scanner{B: raw}
 	// str reads a string encoding/json writes back unchanged.
 	str := func() ([]byte, bool) {
@@ -691,7 +711,7 @@ func canonicalFlat(raw []byte) (out []byte, ok bool) {
 		}
 		n += len(m.key) + len(m.val) + 4
 	}
-	out = make([]byte, 0, n)
+	out = slices.Grow(dst, n)
 	out = append(out, '{')
 	for j, m := range members {
 		if j > 0 {
