@@ -10,6 +10,7 @@ import (
 	"github.com/offsync/offsync/core"
 	syncv1 "github.com/offsync/offsync/drivers/transport/grpc/proto/offsync/sync/v1"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/internal/jsonscan"
 )
 
 // The range of a time on the wire: the years 1 to 9999 (what RFC 3339, the
@@ -78,18 +79,7 @@ func recordOf(kind string, p *syncv1.Record) (core.Record, error) {
 }
 
 // isObject reports whether b is valid JSON whose value is an object.
-func isObject(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '{':
-			return json.Valid(b)
-		}
-		return false
-	}
-	return false
-}
+func isObject(b []byte) bool { return jsonscan.IsObject(b) }
 
 // opPB is op on the wire.
 func opPB(op *core.Op) *syncv1.Op {

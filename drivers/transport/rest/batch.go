@@ -63,8 +63,8 @@ func decodeBatch(body []byte, maxOps int) ([]core.Op, error) {
 		return nil, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
 	case errors.Is(err, errNotObject), errors.Is(err, errStdDecode):
 		// Reached before the end of the body: the rest may still be
-		// malformed, which is said first, as json.Valid always did.
-		if !json.Valid(body) {
+		// malformed, which is said first, as the whole body's check always did.
+		if !jsonscan.Valid(body) {
 			return nil, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
 		}
 		if errors.Is(err, errNotObject) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/internal/jsonscan"
 )
 
 // failure is a push that reached no verdict: every op from here on is
@@ -96,7 +97,7 @@ func checkPayload(op *core.Op) (core.PushResult, bool) {
 		if len(op.Payload) == 0 || isNull(op.Payload) {
 			return core.PushResult{}, true
 		}
-		if json.Valid(op.Payload) {
+		if jsonscan.Valid(op.Payload) {
 			if i := skipWS(op.Payload, 0); op.Payload[i] == '{' {
 				return core.PushResult{}, true
 			}
@@ -203,11 +204,11 @@ func (c *Client) pushOne(ctx context.Context, op *core.Op) (core.PushResult, *fa
 	switch {
 	case r.status == http.StatusOK || r.status == http.StatusCreated:
 		a.record = r.body
-		if !json.Valid(a.record) {
+		if !jsonscan.Valid(a.record) {
 			a.record = nil
 		}
 	default:
-		if json.Valid(r.body) {
+		if jsonscan.Valid(r.body) {
 			var eb struct {
 				Error     string          `json:"error"`
 				Message   string          `json:"message"`

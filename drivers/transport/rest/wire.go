@@ -290,7 +290,7 @@ type bodyFields struct {
 // object; system fields are checked for type and removed; an "id" must match
 // id; other names starting with "_" are refused. Errors wrap core.ErrInvalid.
 func splitBody(b []byte, id string) (bodyFields, error) {
-	if !json.Valid(b) {
+	if !jsonscan.Valid(b) {
 		return bodyFields{}, fmt.Errorf("%w: malformed JSON", core.ErrInvalid)
 	}
 	return splitValid(b, id)
