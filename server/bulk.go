@@ -107,8 +107,14 @@ func (b *bulkTx) load(ctx context.Context, bt core.BatchTx, ops []core.Op, plans
 			}
 		}
 	}
-	b.freshRows = map[recKey]bool{}
-	b.puts = map[string][]core.Record{}
+	// Sized for every op to write: growing them op by op cost more than
+	// what a batch's writes allocate otherwise.
+	b.freshRows = make(map[recKey]bool, len(b.rows))
+	b.puts = make(map[string][]core.Record, len(kinds))
+	for _, kind := range kinds {
+		b.puts[kind] = make([]core.Record, 0, len(ids[kind]))
+	}
+	b.putKeys = make([]core.IdempotencyRecord, 0, len(opIDs))
 	return nil
 }
 
@@ -163,8 +169,10 @@ func (b *bulkTx) apply(ctx context.Context, op core.Op, pl *opPlan, decide decid
 // order), then its idempotency records.
 func (b *bulkTx) flush(ctx context.Context, bt core.BatchTx) error {
 	kinds := make([]string, 0, len(b.puts))
-	for k := range b.puts {
-		kinds = append(kinds, k)
+	for k, recs := range b.puts {
+		if len(recs) > 0 {
+			kinds = append(kinds, k)
+		}
 	}
 	slices.Sort(kinds)
 	for _, kind := range kinds {
