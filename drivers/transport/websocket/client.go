@@ -16,10 +16,10 @@ import (
 	"time"
 
 	ws "github.com/coder/websocket"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/offsync/offsync/core"
 	"github.com/offsync/offsync/drivers/transport/internal/wire"
+	"github.com/offsync/offsync/internal/jsonscan"
 	"github.com/offsync/offsync/tracing"
 )
 
@@ -829,7 +829,7 @@ func checkOp(op *core.Op) (core.PushResult, bool) {
 		}
 		// A JSON object, checked without decoding it: the push frame
 		// carries the payload as it is.
-		if p := bytes.TrimSpace(op.Payload); len(p) > 0 && p[0] == '{' && validJSON(p) {
+		if p := bytes.TrimSpace(op.Payload); len(p) > 0 && p[0] == '{' && jsonscan.Valid(p) {
 			return core.PushResult{}, true
 		}
 		return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
@@ -837,16 +837,6 @@ func checkOp(op *core.Op) (core.PushResult, bool) {
 	}
 	return core.PushResult{OpID: op.OpID, Status: core.StatusRejected, Permanent: true,
 		Reason: fmt.Sprintf("unknown op type %q", op.Type)}, false
-}
-
-// validOptions make jsontext's check accept what encoding/json's Valid
-// accepts: duplicate names, invalid UTF-8.
-var validOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
-
-// validJSON is json.Valid, in a third of its time: jsontext's check, with
-// encoding/json's leniencies.
-func validJSON(b []byte) bool {
-	return jsontext.Value(b).IsValid(validOptions...)
 }
 
 // pushBatch sends one push frame and settles its ops' results. A push

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
 	ws "github.com/coder/websocket"
@@ -175,36 +174,4 @@ func FuzzDecodeAnswer(f *testing.F) {
 			t.Fatalf("got %+v\nwant %+v", got, want)
 		}
 	})
-}
-
-// FuzzValidJSON: the client's check of a payload (validJSON) accepts
-// exactly what json.Valid accepts.
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{
-		`{"a":1}`, `{"a":1,"a":2}`, "{\"\xff\":\"\xfe\"}", `{"a":"\ud800"}`, `{"a":"\ud800\udc00"}`,
-		`{"a":[1,2,{"b":null}],"c":-1.5e-3}`, ` {"a":1} `, `{"a":1}x`, `{"a":01}`, `{"a":1.}`,
-		`{"a":"\x"}`, "{\"a\":\"\x01\"}", `{"a":1e400}`, `[1]`, `1`, `"x"`, `nul`, ``, `{`,
-		`{"a":tru}`, `{"a":"\u00zz"}`, "{\"a\":1}\x00", "\ufeff{}", `{"a":-}`, `{"a":-0}`, `{"a":1E+2}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
-		}
-	})
-}
-
-// Nesting as deep as json.Valid takes, and one deeper.
-func TestValidJSONDepth(t *testing.T) {
-	for _, depth := range []int{9999, 10000, 10001, 10002} {
-		b := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Errorf("depth %d: validJSON %v, json.Valid %v", depth, got, want)
-		}
-		b = []byte(strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth))
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Errorf("object depth %d: validJSON %v, json.Valid %v", depth, got, want)
-		}
-	}
 }
