@@ -153,7 +153,7 @@ func (t *Tx) Ops(ctx context.Context, f core.OpFilter) ([]core.Op, error) {
 		return t.queryOps(ctx, "ops", t.s.sys.opsOfRecord, f.Kind, f.ID)
 	}
 	q, args := t.s.opsQuery(f)
-	return t.queryOps(ctx, "ops", q, args...)
+	return t.queryOpsLimit(ctx, "ops", f.Limit, q, args...)
 }
 
 // opsQuery is the query of Ops for f and its arguments.
@@ -222,11 +222,17 @@ func (s *Store) kindColumn(kinds []string) string {
 
 // queryOps runs a query selecting opColumns.
 func (t *Tx) queryOps(ctx context.Context, what, query string, args ...any) ([]core.Op, error) {
+	return t.queryOpsLimit(ctx, what, 0, query, args...)
+}
+
+// queryOpsLimit is queryOps for a query returning at most limit ops (0: no
+// limit).
+func (t *Tx) queryOpsLimit(ctx context.Context, what string, limit int, query string, args ...any) ([]core.Op, error) {
 	rows, err := t.query(ctx, query, args...)
 	if err != nil {
 		return nil, t.dbErr(what, err)
 	}
-	ops, err := scanOps(rows)
+	ops, err := scanOps(rows, limit)
 	if err != nil {
 		return nil, t.dbErr(what, err)
 	}

@@ -121,17 +121,22 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, t.noteErr(err)
 }
 
+// maxOpsHint bounds the ops scanOps makes room for before reading them.
+const maxOpsHint = 4096
+
 // scanOps reads the ops of rows selected with opColumns. An outbox read
 // may hold many thousands of ops: they are converted as they are scanned
 // into chunks, and the chunks copied once into a slice of the exact size,
 // so a read of n ops moves each op once instead of growing one slice of
 // rows and then converting it (which, in a push of 10,000 queued writes,
-// cost two fifths of reading the outbox).
-func scanOps(rows *sql.Rows) ([]core.Op, error) {
+// cost two fifths of reading the outbox). A read with a limit (a page of a
+// push's heads) sizes its first chunk to the limit, up to maxOpsHint: a
+// full page is then read into one slice, with no copy.
+func scanOps(rows *sql.Rows, limit int) ([]core.Op, error) {
 	defer rows.Close()
 	const chunk = 256
 	var full [][]core.Op
-	cur := make([]core.Op, 0, 8)
+	cur := make([]core.Op, 0, min(max(limit, 8), maxOpsHint))
 	n := 0
 	var r opRow
 	for rows.Next() {
