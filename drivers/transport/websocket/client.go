@@ -502,7 +502,7 @@ func (c *Client) send(ctx context.Context, s *session, f clientFrame, register f
 	var b []byte
 	var err error
 	if f.T == tPush {
-		b = appendPushFrame(make([]byte, 0, 64+len(f.Ops)*320), id, f.Ops, f.Traceparent)
+		b = appendPushFrame(make([]byte, 0, pushFrameSize(f.Ops, f.Traceparent)), id, f.Ops, f.Traceparent)
 	} else {
 		b, err = json.Marshal(f)
 	}

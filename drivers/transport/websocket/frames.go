@@ -565,6 +565,30 @@ func parseTime(s string) (time.Time, error) {
 // and record it writes, which was a tenth of a push's CPU on each side.
 // Payloads and records are valid JSON already (checkOp, appendRecord).
 
+// pushFrameSize is the size of the push frame of ops (at most, when their
+// strings need no escapes), so that it is written without growing.
+func pushFrameSize(ops []wireOp, traceparent string) int {
+	n := 64 + len(traceparent)
+	for i := range ops {
+		w := &ops[i]
+		n += 160 + len(w.OpID) + len(w.Kind) + len(w.ID) + len(w.Payload)
+	}
+	return n
+}
+
+// resultsFrameSize is the size of the results frame answering ops with res
+// (at most, when their strings need no escapes).
+func resultsFrameSize(ops []core.Op, res []core.PushResult) int {
+	n := 64
+	for i := range res {
+		n += 192 + len(ops[i].OpID) + len(res[i].Reason)
+		if r := res[i].Record; r != nil {
+			n += len(r.ID) + len(r.Data)
+		}
+	}
+	return n
+}
+
 // appendPushFrame appends a push frame: id, the ops, the trace context.
 func appendPushFrame(b []byte, id int64, ops []wireOp, traceparent string) []byte {
 	b = append(b, `{"t":"push","id":`...)

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/offsync/offsync/core"
 )
 
@@ -89,4 +91,47 @@ func TestResultsFrameAllocs(t *testing.T) {
 	if per := allocs / float64(len(ops)); per > 3.5 {
 		t.Errorf("%.2f allocations per op, want at most 3.5", per)
 	}
+}
+
+// The push path's frames are written into buffers of their size: the
+// estimates hold for any op and result whose strings need no escapes.
+func TestFrameSizes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		plain := rapid.StringMatching(`[a-zA-Z0-9_-]{1,40}`)
+		stamp := time.Date(2026, 11, 24, 19, 41, 55, 123456000, time.UTC)
+		at := func(label string) time.Time {
+			if rapid.Bool().Draw(t, label) {
+				return stamp
+			}
+			return time.Time{}
+		}
+		n := rapid.IntRange(0, 5).Draw(t, "n")
+		ops := make([]core.Op, n)
+		w := make([]wireOp, n)
+		res := make([]core.PushResult, n)
+		for i := range ops {
+			ops[i] = core.Op{OpID: plain.Draw(t, "opid"), Kind: plain.Draw(t, "kind"), ID: plain.Draw(t, "id"),
+				Type:    rapid.SampledFrom([]core.OpType{core.OpUpsert, core.OpDelete}).Draw(t, "type"),
+				Payload: []byte(`{"a":1}`), BaseUpdatedAt: at("base"), EditedAt: at("edited"), Force: rapid.Bool().Draw(t, "force")}
+			w[i] = encodeOp(&ops[i])
+			res[i] = core.PushResult{OpID: ops[i].OpID, Status: rapid.SampledFrom([]core.PushStatus{core.StatusApplied,
+				core.StatusConflict, core.StatusRejected, core.StatusRetry, core.StatusSkipped, core.StatusNotFound}).Draw(t, "status"),
+				Reason: plain.Draw(t, "reason"), RetryAfter: time.Duration(rapid.Int64Range(0, 1e12).Draw(t, "retry"))}
+			if res[i].Status == core.StatusApplied || res[i].Status == core.StatusConflict {
+				res[i].Record = &core.Record{ID: ops[i].ID, UpdatedAt: stamp, DeletedAt: at("deleted"), EditedAt: at("redited"),
+					Data: []byte(`{"a":1,"b":"x"}`)}
+			}
+		}
+		tp := rapid.SampledFrom([]string{"", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}).Draw(t, "tp")
+		if b := appendPushFrame(nil, 1<<53, w, tp); len(b) > pushFrameSize(w, tp) {
+			t.Fatalf("push frame of %d bytes, estimated %d: %s", len(b), pushFrameSize(w, tp), b)
+		}
+		b, err := appendResults(nil, 1<<53, ops, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > resultsFrameSize(ops, res) {
+			t.Fatalf("results frame of %d bytes, estimated %d: %s", len(b), resultsFrameSize(ops, res), b)
+		}
+	})
 }

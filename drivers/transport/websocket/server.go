@@ -396,8 +396,10 @@ func (so *socket) serve(authz []string) {
 	// The read loop runs until the connection ends; after a close was
 	// decided it only drains, so that the close handshake completes. It
 	// reads without a context: a cancelled read would cut the connection.
+	// Each message is read into a buffer of frameBufs, given back once
+	// handle has decoded it (what it keeps, it copies).
 	for {
-		typ, data, err := so.c.Read(context.Background())
+		typ, buf, err := so.readMessage()
 		if err != nil {
 			if errors.Is(err, ws.ErrMessageTooBig) {
 				so.closeWith(ws.StatusMessageTooBig, "message over maxMessage")
@@ -406,15 +408,30 @@ func (so *socket) serve(authz []string) {
 			}
 			return
 		}
-		if so.isClosed() {
-			continue
-		}
-		if typ != ws.MessageText {
+		switch {
+		case so.isClosed():
+		case typ != ws.MessageText:
 			so.closeWith(ws.StatusUnsupportedData, "frames are JSON text messages")
-			continue
+		default:
+			so.handle(buf.Bytes())
 		}
-		so.handle(data)
+		putFrameBuf(buf)
 	}
+}
+
+// readMessage reads the socket's next message into a buffer of frameBufs.
+func (so *socket) readMessage() (ws.MessageType, *bytes.Buffer, error) {
+	typ, r, err := so.c.Reader(context.Background())
+	if err != nil {
+		return typ, nil, err
+	}
+	buf := frameBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		putFrameBuf(buf)
+		return typ, nil, err
+	}
+	return typ, buf, nil
 }
 
 // authenticate checks tok with the authority and, when accepted, makes it
@@ -739,7 +756,7 @@ func (so *socket) push(ctx context.Context, id int64, f *clientFrame) {
 			return
 		}
 	}
-	out, err := appendResults(make([]byte, 0, 64+len(res)*320), id, ops, res)
+	out, err := appendResults(make([]byte, 0, resultsFrameSize(ops, res)), id, ops, res)
 	if err != nil {
 		so.enqueue(errorFrame(id, err))
 		return
