@@ -872,8 +872,12 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 				if slab == nil {
 					slab = make([]byte, 0, len(b))
 				}
+				prev := ""
+				if len(f.Ops) > 0 {
+					prev = f.Ops[len(f.Ops)-1].Kind
+				}
 				var op wireOp
-				if op, slab, ok = readOp(dec, slab); !ok {
+				if op, slab, ok = readOp(dec, slab, prev); !ok {
 					return f, false
 				}
 				f.Ops = append(f.Ops, op)
@@ -896,8 +900,9 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 
 // readOp reads one op object of a push frame for parsePushFrame; its
 // payload is appended to slab (which has room for every payload of the
-// frame: it is the frame's size). It returns slab grown.
-func readOp(dec *jsontext.Decoder, slab []byte) (w wireOp, _ []byte, ok bool) {
+// frame: it is the frame's size). It returns slab grown. An op of kind
+// prev (the previous op's), and its type, share their strings.
+func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte, ok bool) {
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return w, slab, false
 	}
@@ -911,11 +916,32 @@ func readOp(dec *jsontext.Decoder, slab []byte) (w wireOp, _ []byte, ok bool) {
 		case "opId":
 			dst = &w.OpID
 		case "kind":
-			dst = &w.Kind
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '"' {
+				return w, slab, false
+			}
+			if prev != "" && tok.String() == prev {
+				w.Kind = prev
+			} else {
+				w.Kind = tok.String()
+			}
+			continue
+		case "type":
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '"' {
+				return w, slab, false
+			}
+			switch tok.String() {
+			case string(core.OpUpsert):
+				w.Type = string(core.OpUpsert)
+			case string(core.OpDelete):
+				w.Type = string(core.OpDelete)
+			default:
+				w.Type = tok.String()
+			}
+			continue
 		case "id":
 			dst = &w.ID
-		case "type":
-			dst = &w.Type
 		case "baseUpdatedAt":
 			dst = &w.BaseUpdatedAt
 		case "editedAt":
