@@ -817,6 +817,19 @@ func decodePage(kind string, b []byte, limit int) (core.Page, error) {
 	return page, nil
 }
 
+// members records which members of an object were read (bit n for the
+// nth one a decoder knows), so that a duplicate is refused.
+type members uint16
+
+// dup reports whether member n was read already, and records it.
+func (m *members) dup(n uint) bool {
+	if *m&(1<<n) != 0 {
+		return true
+	}
+	*m |= 1 << n
+	return false
+}
+
 // parsePushFrame reads a push frame with jsontext in one strict pass,
 // without reflection: ok only for a frame of valid JSON with exactly the
 // members and token kinds a client writes (t, id, ops, each op's members,
@@ -829,7 +842,10 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 		return f, false
 	}
 	var slab []byte // the payloads, copied out of b
-	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	var seen members
+	// Duplicate names are found by seen where they matter; inside a
+	// payload they are kept, as encoding/json keeps a RawMessage.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true))
 	str := func() (string, bool) {
 		tok, err := dec.ReadToken()
 		if err != nil || tok.Kind() != '"' {
@@ -847,10 +863,16 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 		}
 		switch name {
 		case "t":
+			if seen.dup(0) {
+				return f, false
+			}
 			if f.T, ok = str(); !ok {
 				return f, false
 			}
 		case "id":
+			if seen.dup(1) {
+				return f, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || tok.Kind() != '0' {
 				return f, false
@@ -861,10 +883,16 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 			}
 			f.ID = &id
 		case "traceparent":
+			if seen.dup(2) {
+				return f, false
+			}
 			if f.Traceparent, ok = str(); !ok {
 				return f, false
 			}
 		case "ops":
+			if seen.dup(3) {
+				return f, false
+			}
 			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 				return f, false
 			}
@@ -903,6 +931,7 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 // frame: it is the frame's size). It returns slab grown. An op of kind
 // prev (the previous op's), and its type, share their strings.
 func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte, ok bool) {
+	var seen members
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return w, slab, false
 	}
@@ -914,8 +943,14 @@ func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte
 		var dst *string
 		switch name.String() {
 		case "opId":
+			if seen.dup(0) {
+				return w, slab, false
+			}
 			dst = &w.OpID
 		case "kind":
+			if seen.dup(1) {
+				return w, slab, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || tok.Kind() != '"' {
 				return w, slab, false
@@ -927,6 +962,9 @@ func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte
 			}
 			continue
 		case "type":
+			if seen.dup(2) {
+				return w, slab, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || tok.Kind() != '"' {
 				return w, slab, false
@@ -941,12 +979,24 @@ func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte
 			}
 			continue
 		case "id":
+			if seen.dup(3) {
+				return w, slab, false
+			}
 			dst = &w.ID
 		case "baseUpdatedAt":
+			if seen.dup(4) {
+				return w, slab, false
+			}
 			dst = &w.BaseUpdatedAt
 		case "editedAt":
+			if seen.dup(5) {
+				return w, slab, false
+			}
 			dst = &w.EditedAt
 		case "payload":
+			if seen.dup(6) {
+				return w, slab, false
+			}
 			v, err := dec.ReadValue()
 			if err != nil {
 				return w, slab, false
@@ -956,6 +1006,9 @@ func readOp(dec *jsontext.Decoder, slab []byte, prev string) (w wireOp, _ []byte
 			w.Payload = json.RawMessage(slab[start:len(slab):len(slab)])
 			continue
 		case "force":
+			if seen.dup(7) {
+				return w, slab, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || (tok.Kind() != 't' && tok.Kind() != 'f') {
 				return w, slab, false
@@ -989,7 +1042,10 @@ func decodeResults(b []byte) (f *inFrame, ok bool) {
 	}
 	f = &inFrame{}
 	var slab []byte // the records, copied out of b
-	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	var seen members
+	// As in parsePushFrame: duplicates are found by seen, kept inside a
+	// record.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, false
 	}
@@ -1000,18 +1056,27 @@ func decodeResults(b []byte) (f *inFrame, ok bool) {
 		}
 		switch name.String() {
 		case "t":
+			if seen.dup(0) {
+				return nil, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || tok.Kind() != '"' {
 				return nil, false
 			}
 			f.T = tok.String()
 		case "id":
+			if seen.dup(1) {
+				return nil, false
+			}
 			v, err := dec.ReadValue() // as a json.RawMessage takes it
 			if err != nil {
 				return nil, false
 			}
 			f.ID = append(json.RawMessage(nil), v...)
 		case "results":
+			if seen.dup(2) {
+				return nil, false
+			}
 			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 				return nil, false
 			}
@@ -1046,6 +1111,7 @@ func decodeResults(b []byte) (f *inFrame, ok bool) {
 // decodeResults; its record (or current) is appended to slab, which has
 // room for every record of the frame. It returns slab grown.
 func readResult(dec *jsontext.Decoder, slab []byte) (r wireResult, _ []byte, ok bool) {
+	var seen members
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return r, slab, false
 	}
@@ -1058,16 +1124,34 @@ func readResult(dec *jsontext.Decoder, slab []byte) (r wireResult, _ []byte, ok 
 		var raw *json.RawMessage
 		switch name.String() {
 		case "opId":
+			if seen.dup(0) {
+				return r, slab, false
+			}
 			dst = &r.OpID
 		case "error":
+			if seen.dup(1) {
+				return r, slab, false
+			}
 			dst = &r.Error
 		case "message":
+			if seen.dup(2) {
+				return r, slab, false
+			}
 			dst = &r.Message
 		case "record":
+			if seen.dup(3) {
+				return r, slab, false
+			}
 			raw = &r.Record
 		case "current":
+			if seen.dup(4) {
+				return r, slab, false
+			}
 			raw = &r.Current
 		case "status":
+			if seen.dup(5) {
+				return r, slab, false
+			}
 			v, err := dec.ReadValue()
 			if err != nil || v.Kind() != '0' {
 				return r, slab, false
@@ -1079,6 +1163,9 @@ func readResult(dec *jsontext.Decoder, slab []byte) (r wireResult, _ []byte, ok 
 			r.Status = int(n)
 			continue
 		case "retryAfter":
+			if seen.dup(6) {
+				return r, slab, false
+			}
 			v, err := dec.ReadValue()
 			if err != nil || v.Kind() != '0' {
 				return r, slab, false
@@ -1090,6 +1177,9 @@ func readResult(dec *jsontext.Decoder, slab []byte) (r wireResult, _ []byte, ok 
 			r.RetryAfter = s
 			continue
 		case "permanent":
+			if seen.dup(7) {
+				return r, slab, false
+			}
 			tok, err := dec.ReadToken()
 			if err != nil || (tok.Kind() != 't' && tok.Kind() != 'f') {
 				return r, slab, false

@@ -319,3 +319,48 @@ func TestClientRefusesMalformedPayloads(t *testing.T) {
 		}
 	}
 }
+
+// Frames with a member twice, at each level the fast paths read, are read
+// as encoding/json reads them (the last one wins; two ops or results arrays
+// are not joined); a payload's or record's own duplicates are kept as sent.
+func TestFastPathsDuplicateMembers(t *testing.T) {
+	const op = `{"opId":"o1","kind":"todo","id":"a","type":"upsert","payload":{"n":1},"editedAt":"2026-11-24T19:41:55.123456Z"}`
+	for _, b := range []string{
+		`{"t":"push","id":1,"ops":[` + op + `],"ops":[` + op + `]}`,
+		`{"t":"push","id":1,"id":2,"ops":[` + op + `]}`,
+		`{"t":"push","t":"push","id":1,"ops":[` + op + `]}`,
+		`{"t":"push","id":1,"ops":[` + op + `],"traceparent":"x","traceparent":"y"}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o1","opId":"o2","kind":"todo","id":"a","type":"delete"}]}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o1","kind":"todo","kind":"k","id":"a","type":"delete"}]}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o1","kind":"todo","id":"a","type":"upsert","payload":{"n":1},"payload":{"n":2}}]}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o1","kind":"todo","id":"a","type":"delete","force":true,"force":false}]}`,
+		`{"t":"push","id":1,"ops":[{"opId":"o1","kind":"todo","id":"a","type":"upsert","payload":{"n":1,"n":2}}]}`,
+	} {
+		got, ok := parsePushFrame([]byte(b))
+		var want clientFrame
+		err := json.Unmarshal([]byte(b), &want)
+		if ok && (err != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("%s:\n got %+v\nwant %+v (%v)", b, got, want, err)
+		}
+		if strings.Contains(b, `"n":1,"n":2`) && !ok {
+			t.Errorf("%s: a payload's own duplicates sent it to encoding/json", b)
+		}
+	}
+	const rec = `{"id":"a","updated_at":"2026-11-24T19:41:55.123456Z","deleted_at":null}`
+	for _, b := range []string{
+		`{"t":"results","id":1,"results":[{"opId":"o1","status":200,"record":` + rec + `}],"results":[{"opId":"o2","status":200,"record":` + rec + `}]}`,
+		`{"t":"results","id":1,"id":2,"results":[]}`,
+		`{"t":"results","id":1,"results":[{"opId":"o1","status":200,"status":409,"record":` + rec + `}]}`,
+		`{"t":"results","id":1,"results":[{"opId":"o1","status":422,"permanent":true,"permanent":false}]}`,
+		`{"t":"results","id":1,"results":[{"opId":"o1","status":200,"record":{"id":"a","updated_at":"2026-11-24T19:41:55.123456Z","deleted_at":null,"n":1,"n":2}}]}`,
+	} {
+		f, ok := decodeResults([]byte(b))
+		want, err := decodeAnswerRef([]byte(b))
+		if ok && (err != nil || !reflect.DeepEqual(f, want)) {
+			t.Errorf("%s:\n got %+v\nwant %+v (%v)", b, f, want, err)
+		}
+		if strings.Contains(b, `"n":1,"n":2`) && !ok {
+			t.Errorf("%s: a record's own duplicates sent it to encoding/json", b)
+		}
+	}
+}
