@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/jsonscan"
 	"github.com/uptrace/bun"
 )
 
@@ -86,10 +87,10 @@ func opArgs(op *core.Op) ([]any, error) {
 	if op.Type != core.OpUpsert && op.Type != core.OpDelete {
 		return nil, fmt.Errorf("%w: op %s: unknown type %q", core.ErrInvalid, op.OpID, op.Type)
 	}
-	if op.Payload != nil && !json.Valid(op.Payload) {
+	if op.Payload != nil && !jsonscan.Valid(op.Payload) {
 		return nil, fmt.Errorf("%w: op %s: payload is not JSON", core.ErrInvalid, op.OpID)
 	}
-	if op.BasePayload != nil && !json.Valid(op.BasePayload) {
+	if op.BasePayload != nil && !jsonscan.Valid(op.BasePayload) {
 		return nil, fmt.Errorf("%w: op %s: base payload is not JSON", core.ErrInvalid, op.OpID)
 	}
 	state := op.State

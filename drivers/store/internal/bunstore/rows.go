@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/offsync/offsync/core"
+	"github.com/offsync/offsync/internal/jsonscan"
 	"github.com/uptrace/bun"
 )
 
@@ -45,7 +46,7 @@ func docData(rec core.Record) (string, error) {
 	if len(d) == 0 {
 		return "{}", nil
 	}
-	if d[0] != '{' || !json.Valid(d) {
+	if d[0] != '{' || !jsonscan.Valid(d) {
 		return "", fmt.Errorf("%w: record %s/%s: data must be a JSON object", core.ErrInvalid, rec.Kind, rec.ID)
 	}
 	return string(d), nil
