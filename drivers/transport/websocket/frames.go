@@ -893,37 +893,54 @@ func parsePushFrame(b []byte) (f clientFrame, ok bool) {
 			if seen.dup(3) {
 				return f, false
 			}
-			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
-				return f, false
-			}
-			for dec.PeekKind() != ']' {
-				if slab == nil {
-					slab = make([]byte, 0, len(b))
-				}
+			f.Ops, ok = readArray(dec, &slab, len(b), f.Ops, func(ops []wireOp, slab []byte) (wireOp, []byte, bool) {
 				prev := ""
-				if len(f.Ops) > 0 {
-					prev = f.Ops[len(f.Ops)-1].Kind
+				if len(ops) > 0 {
+					prev = ops[len(ops)-1].Kind
 				}
-				var op wireOp
-				if op, slab, ok = readOp(dec, slab, prev); !ok {
-					return f, false
-				}
-				f.Ops = append(f.Ops, op)
-			}
-			if _, err := dec.ReadToken(); err != nil {
+				return readOp(dec, slab, prev)
+			})
+			if !ok {
 				return f, false
 			}
 		default:
 			return f, false
 		}
 	}
+	return f, frameEnd(dec) && f.T == tPush && f.ID != nil
+}
+
+// readArray reads a JSON array with read, one item at a time, appending
+// the items to items. The items' bytes go to *slab, made at the first item
+// with room for size bytes (the whole frame's), which read returns grown.
+func readArray[T any](dec *jsontext.Decoder, slab *[]byte, size int, items []T,
+	read func(items []T, slab []byte) (T, []byte, bool)) ([]T, bool) {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	for dec.PeekKind() != ']' {
+		if *slab == nil {
+			*slab = make([]byte, 0, size)
+		}
+		v, grown, ok := read(items, *slab)
+		if !ok {
+			return nil, false
+		}
+		*slab = grown
+		items = append(items, v)
+	}
+	_, err := dec.ReadToken()
+	return items, err == nil
+}
+
+// frameEnd reads the end of a frame's object and reports whether it came
+// and nothing follows it.
+func frameEnd(dec *jsontext.Decoder) bool {
 	if _, err := dec.ReadToken(); err != nil {
-		return f, false
+		return false
 	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return f, false
-	}
-	return f, f.T == tPush && f.ID != nil
+	_, err := dec.ReadToken()
+	return errors.Is(err, io.EOF)
 }
 
 // readOp reads one op object of a push frame for parsePushFrame; its
@@ -1077,34 +1094,17 @@ func decodeResults(b []byte) (f *inFrame, ok bool) {
 			if seen.dup(2) {
 				return nil, false
 			}
-			if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
-				return nil, false
-			}
-			f.Results = make([]wireResult, 0, 16)
-			for dec.PeekKind() != ']' {
-				if slab == nil {
-					slab = make([]byte, 0, len(b))
-				}
-				var r wireResult
-				if r, slab, ok = readResult(dec, slab); !ok {
-					return nil, false
-				}
-				f.Results = append(f.Results, r)
-			}
-			if _, err := dec.ReadToken(); err != nil {
+			f.Results, ok = readArray(dec, &slab, len(b), make([]wireResult, 0, 16), func(_ []wireResult, slab []byte) (wireResult, []byte, bool) {
+				return readResult(dec, slab)
+			})
+			if !ok {
 				return nil, false
 			}
 		default:
 			return nil, false
 		}
 	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, false
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return nil, false
-	}
-	return f, f.T == tResults && f.ID != nil && f.Results != nil
+	return f, frameEnd(dec) && f.T == tResults && f.ID != nil && f.Results != nil
 }
 
 // readResult reads one result object of a results frame for

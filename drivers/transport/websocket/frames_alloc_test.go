@@ -66,17 +66,7 @@ func TestParsePushFrameCopiesPayloads(t *testing.T) {
 // allocations per op (the op id, the record's id, the record), the records'
 // bytes in two per frame.
 func TestResultsFrameAllocs(t *testing.T) {
-	ops := framesBenchPush()
-	stamp := time.Date(2026, 11, 24, 19, 41, 56, 1000, time.UTC)
-	res := make([]core.PushResult, len(ops))
-	for i := range ops {
-		res[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusApplied, Record: &core.Record{Kind: "item",
-			ID: ops[i].ID, UpdatedAt: stamp, EditedAt: ops[i].EditedAt, Data: ops[i].Payload}}
-	}
-	frame, err := appendResults(nil, 7, ops, res)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops, frame := framesBenchResults(t)
 	allocs := testing.AllocsPerRun(20, func() {
 		a, err := decodeAnswer(frame)
 		if err != nil || len(a.Results) != len(ops) {

@@ -31,6 +31,23 @@ func framesBenchPush() []core.Op {
 	return ops
 }
 
+// framesBenchResults returns the ops of framesBenchPush and the results
+// frame of their push, every op applied.
+func framesBenchResults(tb testing.TB) ([]core.Op, []byte) {
+	ops := framesBenchPush()
+	stamp := time.Date(2026, 11, 24, 19, 41, 56, 1000, time.UTC)
+	res := make([]core.PushResult, len(ops))
+	for i := range ops {
+		res[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusApplied, Record: &core.Record{Kind: "item",
+			ID: ops[i].ID, UpdatedAt: stamp, EditedAt: ops[i].EditedAt, Data: ops[i].Payload}}
+	}
+	frame, err := appendResults(nil, 7, ops, res)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ops, frame
+}
+
 // BenchmarkParsePushFrame: the server reads a push frame (parseFrame) and
 // checks its ops (decodeOps).
 func BenchmarkParsePushFrame(b *testing.B) {
@@ -58,17 +75,7 @@ func BenchmarkParsePushFrame(b *testing.B) {
 // BenchmarkResultsFrame: the client reads the results frame of a push of
 // 500 applied ops and turns each answer into its PushResult.
 func BenchmarkResultsFrame(b *testing.B) {
-	ops := framesBenchPush()
-	stamp := time.Date(2026, 11, 24, 19, 41, 56, 1000, time.UTC)
-	res := make([]core.PushResult, len(ops))
-	for i := range ops {
-		res[i] = core.PushResult{OpID: ops[i].OpID, Status: core.StatusApplied, Record: &core.Record{Kind: "item",
-			ID: ops[i].ID, UpdatedAt: stamp, EditedAt: ops[i].EditedAt, Data: ops[i].Payload}}
-	}
-	frame, err := appendResults(nil, 7, ops, res)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ops, frame := framesBenchResults(b)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
