@@ -251,8 +251,7 @@ type Cluster struct {
 	data string
 	port int
 
-	mu      sync.Mutex
-	admin   *pgx.Conn
+	mu      sync.Mutex // one administrative statement at a time
 	stop    sync.Once
 	stopped atomic.Bool
 	err     error
@@ -407,14 +406,6 @@ func copyFile(from, to string, perm fs.FileMode) error {
 func (c *Cluster) Stop() error {
 	c.stop.Do(func() {
 		c.stopped.Store(true)
-		c.mu.Lock()
-		if c.admin != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.admin.Close(ctx)
-			cancel()
-			c.admin = nil
-		}
-		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 		defer cancel()
 		err := c.p.env.run(ctx, "pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop")
@@ -448,18 +439,24 @@ func (c *Cluster) NewDB(t testing.TB) string {
 func (c *Cluster) exec(sql string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return adminExec(c.DSN("postgres"), sql)
+}
+
+// adminExec runs one statement on a connection of its own, closed before
+// it returns. An administrative connection kept open between tests
+// outlives them: a write that pgx finds slow starts a background reader on
+// it, which then waits on the idle socket until the test binary ends, and
+// goleak (in TestMain) reports it as a leaked goroutine.
+func adminExec(dsn, sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	if c.admin == nil {
-		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-		if err != nil {
-			return err
-		}
-		c.admin = conn
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
 	}
-	_, err := c.admin.Exec(ctx, sql)
-	if err != nil && c.admin.IsClosed() {
-		c.admin = nil
+	_, err = conn.Exec(ctx, sql)
+	if cerr := conn.Close(ctx); err == nil {
+		err = cerr
 	}
 	return err
 }
@@ -489,10 +486,7 @@ func New(t testing.TB) string {
 	return c.NewDB(t)
 }
 
-var (
-	externalMu    sync.Mutex
-	externalAdmin *pgx.Conn
-)
+var externalMu sync.Mutex // one administrative statement at a time
 
 func newExternal(t testing.TB, base string) string {
 	t.Helper()
@@ -519,20 +513,7 @@ func newExternal(t testing.TB, base string) string {
 func externalExec(base, sql string) error {
 	externalMu.Lock()
 	defer externalMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	if externalAdmin == nil {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		externalAdmin = conn
-	}
-	_, err := externalAdmin.Exec(ctx, sql)
-	if err != nil && externalAdmin.IsClosed() {
-		externalAdmin = nil
-	}
-	return err
+	return adminExec(base, sql)
 }
 
 // withDatabase returns dsn (a URL or keyword/value string) naming db.

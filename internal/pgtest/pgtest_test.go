@@ -188,3 +188,27 @@ func TestWatchdogCleansUpAfterACrash(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Creating and dropping a database leaves no connection open: an
+// administrative connection kept between tests would outlive them (and a
+// background reader pgx starts on it after a slow write is a goroutine
+// goleak reports at the end of the binary).
+func TestNoAdministrativeConnectionLeftOpen(t *testing.T) {
+	c := pgtest.NewCluster(t)
+	if c == nil {
+		return
+	}
+	t.Run("use", func(t *testing.T) {
+		connect(t, c.NewDB(t))
+	})
+	conn := connect(t, c.DSN("postgres"))
+	var n int
+	err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d connections left open after the database's test ended", n)
+	}
+}
