@@ -129,60 +129,41 @@ func TestRealtimeAcrossRestart(t *testing.T) {
 	waitHas("n3") // a notice on the new stream
 }
 
-// cutConn holds every answer once armed by a write, until the test cuts
-// the connection: the request went out, its answer never comes back.
-type cutConn struct {
-	net.Conn
-	armed *atomic.Bool
-	held  chan struct{} // closed when an answer is first held
-	once  *sync.Once
-}
-
-func (c *cutConn) Write(b []byte) (int, error) {
-	if c.armed.Load() {
-		c.once.Do(func() { close(c.held) })
-	}
-	return c.Conn.Write(b)
-}
-
-func (c *cutConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	select {
-	case <-c.held:
-		c.Conn.Close()
-		return 0, net.ErrClosed
-	default:
-		return n, err
-	}
-}
-
 // TestCutAfterPushSent: the connection dies after Push was sent and before
 // its answer; the ops are sent again with the same op ids and applied once.
+// The authority cuts the client's connections while it validates the first
+// op, so the request has arrived (gRPC cannot retry it as never sent) and
+// its answer can no longer get back.
 func TestCutAfterPushSent(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		conns []net.Conn // every connection the client dialed
+		cut   atomic.Bool
+		armed atomic.Bool
+	)
 	var applies sync.Map // op id → *atomic.Int32
 	svc := newAuthority(t, &server.Options{Validate: func(_ context.Context, _ core.Principal, op core.Op, _ *core.Record) error {
 		n, _ := applies.LoadOrStore(op.OpID, new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
+		if armed.Load() && cut.CompareAndSwap(false, true) {
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		}
 		return nil
 	}})
 	r := serve(t, svc, server.TransportConfig{})
-	var armed atomic.Bool
-	var mu sync.Mutex
-	var conns []*cutConn
 	dialer := func(ctx context.Context, addr string) (net.Conn, error) {
 		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		c := &cutConn{Conn: nc, armed: &armed, held: make(chan struct{}), once: &sync.Once{}}
-		if armed.Load() {
-			// A new connection after the cut is a clean one.
-			c.armed = new(atomic.Bool)
-		}
 		mu.Lock()
-		conns = append(conns, c)
+		conns = append(conns, nc)
 		mu.Unlock()
-		return c, nil
+		return nc, nil
 	}
 	c := dial(t, r.addr, "", &ogrpc.Options{DialOptions: []grpcgo.DialOption{grpcgo.WithContextDialer(dialer)}})
 	if _, err := c.BatchLimits(t.Context()); err != nil { // the capabilities are cached before the cut
@@ -194,10 +175,9 @@ func TestCutAfterPushSent(t *testing.T) {
 	}
 	armed.Store(true)
 	_, err := c.Push(t.Context(), ops)
-	if !errors.Is(err, core.ErrUnavailable) {
-		t.Fatalf("push over a cut connection: %v, want ErrUnavailable", err)
+	if !errors.Is(err, core.ErrUnavailable) || !cut.Load() {
+		t.Fatalf("push over a cut connection: %v (cut: %v), want ErrUnavailable", err, cut.Load())
 	}
-	armed.Store(false)
 	res, err := c.Push(t.Context(), ops)
 	if err != nil {
 		t.Fatalf("re-sent push: %v", err)
