@@ -77,21 +77,12 @@ func (pipelined) PushDepth() int { return 2 }
 // wires' clients), else a client of the named wire form
 // served by the bench's server worker, stopped at the end of the test.
 func pushWireTransport(b *testing.B, wire string) core.Transport {
-	ctx := context.Background()
-	db := filepath.Join(b.TempDir(), "auth.db")
 	if wire == "none" {
-		st, err := openAuthority(ctx, Spec{DB: db, Store: StoreSQLite})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		svc, err := server.New(ctx, st, &server.Options{Tables: []core.Table{Items, Tasks}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { svc.Close() })
+		svc, _ := benchAuthority(b)
 		return pipelined{svc}
 	}
+	ctx := context.Background()
+	db := filepath.Join(b.TempDir(), "auth.db")
 	stdin, closeStdin := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
